@@ -1,0 +1,1 @@
+"""Clients for the external systems: ServiceTitan, Sage Intacct and SMTP mail."""

@@ -1,0 +1,1 @@
+"""Simulator fixtures: both simulators on loopback, in-process."""
