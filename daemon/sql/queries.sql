@@ -1,0 +1,376 @@
+-- Every statement the daemon runs, by name. daemon/queries.py loads them once; daemon/store.py is
+-- the only caller. Parameters are positional ($1 is always the tenant id).
+-- Transitions are compare-and-set: each UPDATE names the states (and the lease) it expects, so a
+-- stale worker, a second replica or a lease that already expired changes nothing.
+
+-- name: lock_records
+-- The existing rows among a page of ST records, locked so that the upsert decides on fresh states.
+SELECT kind, st_id, state, desired_hash, synced_hash, st_modified_on
+FROM records
+WHERE tenant_id = $1
+  AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))
+ORDER BY kind, st_id
+FOR UPDATE;
+
+-- name: insert_records
+INSERT INTO records (
+    tenant_id, kind, st_id, state, st_number, st_name, st_customer_id, st_customer_name,
+    st_project_id, st_active, st_created_on, st_modified_on, desired, desired_hash,
+    intacct_project_id, parent_project_id, priority
+)
+SELECT $1, v.kind, v.st_id, 'pending', v.st_number, v.st_name, v.st_customer_id, v.st_customer_name,
+       v.st_project_id, v.st_active, v.st_created_on, v.st_modified_on, v.desired::jsonb, v.desired_hash,
+       v.intacct_project_id, v.parent_project_id, v.priority
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[],
+            $9::boolean[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[],
+            $15::text[], $16::smallint[])
+     AS v(kind, st_id, st_number, st_name, st_customer_id, st_customer_name, st_project_id, st_active,
+          st_created_on, st_modified_on, desired, desired_hash, intacct_project_id, parent_project_id,
+          priority)
+ON CONFLICT (tenant_id, kind, st_id) DO NOTHING
+RETURNING kind, st_id;
+
+-- name: update_records
+-- New ST facts for existing rows; $17 is the state each row moves to (decided by the state machine).
+UPDATE records r SET
+    st_number = v.st_number,
+    st_name = v.st_name,
+    st_customer_id = v.st_customer_id,
+    st_customer_name = v.st_customer_name,
+    st_project_id = v.st_project_id,
+    st_active = v.st_active,
+    st_created_on = v.st_created_on,
+    st_modified_on = v.st_modified_on,
+    desired = v.desired::jsonb,
+    desired_hash = v.desired_hash,
+    intacct_project_id = v.intacct_project_id,
+    parent_project_id = v.parent_project_id,
+    priority = GREATEST(r.priority, v.priority),
+    state = v.to_state,
+    attempts = CASE WHEN v.to_state <> r.state THEN 0 ELSE r.attempts END,
+    next_attempt_at = CASE WHEN v.to_state <> r.state THEN NULL ELSE r.next_attempt_at END,
+    state_changed_at = CASE WHEN v.to_state <> r.state THEN now() ELSE r.state_changed_at END,
+    updated_at = now()
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::bigint[],
+            $9::boolean[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[],
+            $15::text[], $16::smallint[], $17::text[])
+     AS v(kind, st_id, st_number, st_name, st_customer_id, st_customer_name, st_project_id, st_active,
+          st_created_on, st_modified_on, desired, desired_hash, intacct_project_id, parent_project_id,
+          priority, to_state)
+WHERE r.tenant_id = $1 AND r.kind = v.kind AND r.st_id = v.st_id;
+
+-- name: insert_history
+INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason, error)
+SELECT $1, v.kind, v.st_id, v.from_state, v.to_state, v.reason, v.error::jsonb
+FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+     AS v(kind, st_id, from_state, to_state, reason, error);
+
+-- name: notify
+SELECT pg_notify($1, $2);
+
+-- name: claim_projects
+-- Ready pending projects, highest priority first. $2 limit, $3 owner, $4 lease seconds, $5 claim id.
+WITH picked AS (
+    SELECT kind, st_id FROM records
+    WHERE tenant_id = $1 AND kind = 'project' AND state = 'pending'
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+    ORDER BY priority DESC, state_changed_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE records r SET state = 'syncing', lease_owner = $3,
+           lease_expires_at = now() + make_interval(secs => $4), claim_id = $5,
+           attempts = r.attempts + 1, state_changed_at = now(), updated_at = now()
+    FROM picked p
+    WHERE r.tenant_id = $1 AND r.kind = p.kind AND r.st_id = p.st_id
+    RETURNING r.*
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT tenant_id, kind, st_id, 'pending', 'syncing', 'claimed by ' || $3 FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, st_id;
+
+-- name: claim_jobs
+-- Ready pending jobs whose parent already exists in Intacct, or travels first in this very claim.
+WITH picked AS (
+    SELECT j.kind, j.st_id FROM records j
+    WHERE j.tenant_id = $1 AND j.kind = 'job' AND j.state = 'pending'
+      AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= now())
+      AND (j.parent_project_id IS NULL OR EXISTS (
+            SELECT 1 FROM records p
+            WHERE p.tenant_id = j.tenant_id AND p.kind = 'project' AND p.st_id = j.st_project_id
+              AND ((p.synced_fields ->> 'PROJECTID') = j.parent_project_id
+                   OR (p.state = 'syncing' AND p.claim_id = $5))))
+    ORDER BY j.priority DESC, j.state_changed_at
+    LIMIT $2
+    FOR UPDATE OF j SKIP LOCKED
+), claimed AS (
+    UPDATE records r SET state = 'syncing', lease_owner = $3,
+           lease_expires_at = now() + make_interval(secs => $4), claim_id = $5,
+           attempts = r.attempts + 1, state_changed_at = now(), updated_at = now()
+    FROM picked p
+    WHERE r.tenant_id = $1 AND r.kind = p.kind AND r.st_id = p.st_id
+    RETURNING r.*
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT tenant_id, kind, st_id, 'pending', 'syncing', 'claimed by ' || $3 FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority DESC, st_id;
+
+-- name: claim_keys
+-- Claim exactly these records if they are pending (export gating syncs them inline).
+WITH picked AS (
+    SELECT kind, st_id FROM records
+    WHERE tenant_id = $1 AND state = 'pending'
+      AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))
+    ORDER BY kind DESC, st_id
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE records r SET state = 'syncing', lease_owner = $4,
+           lease_expires_at = now() + make_interval(secs => $5), claim_id = $6,
+           attempts = r.attempts + 1, state_changed_at = now(), updated_at = now()
+    FROM picked p
+    WHERE r.tenant_id = $1 AND r.kind = p.kind AND r.st_id = p.st_id
+    RETURNING r.*
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT tenant_id, kind, st_id, 'pending', 'syncing', 'claimed by ' || $4 || ' (priority)' FROM claimed
+)
+SELECT * FROM claimed ORDER BY kind DESC, st_id;
+
+-- name: renew_leases
+UPDATE records SET lease_expires_at = now() + make_interval(secs => $3)
+WHERE tenant_id = $1 AND state = 'syncing' AND lease_owner = $2;
+
+-- name: mark_synced
+-- Success. A record whose desired fields changed while it was in flight goes back to pending.
+WITH v AS (
+    SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::text[])
+         AS v(kind, st_id, sent_hash, synced_fields, record_no, reason)
+), updated AS (
+    UPDATE records r SET
+        state = CASE WHEN r.desired_hash = v.sent_hash THEN 'synced' ELSE 'pending' END,
+        synced_hash = v.sent_hash,
+        synced_fields = v.synced_fields::jsonb,
+        intacct_record_no = COALESCE(v.record_no, r.intacct_record_no),
+        attempts = CASE WHEN r.desired_hash = v.sent_hash THEN r.attempts ELSE 0 END,
+        lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL, next_attempt_at = NULL,
+        verify_first = false, last_error = NULL, state_changed_at = now(), updated_at = now()
+    FROM v
+    WHERE r.tenant_id = $1 AND r.kind = v.kind AND r.st_id = v.st_id
+      AND r.state = 'syncing' AND r.lease_owner = $2
+    RETURNING r.kind, r.st_id, r.state,
+              CASE WHEN r.state = 'synced' THEN v.reason ELSE 'changed in ServiceTitan while syncing' END AS reason
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, 'syncing', state, reason FROM updated
+)
+SELECT kind, st_id, state FROM updated;
+
+-- name: finish_claims
+-- Any other end of a claim: retry later, failed, blocked, released. $3.. per row: target state,
+-- reason, error (json), delay before the next attempt (s), attempts to give back, read-before-create,
+-- and the hash that was sent (a failure on fields that have changed since is moot: back to pending).
+WITH v AS (
+    SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::float8[],
+                         $9::integer[], $10::boolean[], $11::text[])
+         AS v(kind, st_id, to_state, reason, error, delay_s, refund, verify_first, sent_hash)
+), updated AS (
+    UPDATE records r SET
+        state = CASE WHEN v.to_state = 'failed' AND r.desired_hash IS DISTINCT FROM v.sent_hash
+                     THEN 'pending' ELSE v.to_state END,
+        last_error = COALESCE(v.error::jsonb, r.last_error),
+        next_attempt_at = CASE WHEN v.delay_s IS NULL THEN NULL
+                               ELSE now() + make_interval(secs => v.delay_s) END,
+        attempts = GREATEST(r.attempts - v.refund, 0),
+        verify_first = r.verify_first OR v.verify_first,
+        lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL,
+        state_changed_at = now(), updated_at = now()
+    FROM v
+    WHERE r.tenant_id = $1 AND r.kind = v.kind AND r.st_id = v.st_id
+      AND r.state = 'syncing' AND r.lease_owner = $2
+    RETURNING r.kind, r.st_id, r.state, v.reason, v.error
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason, error)
+    SELECT $1, kind, st_id, 'syncing', state, reason, error::jsonb FROM updated
+)
+SELECT kind, st_id, state FROM updated;
+
+-- name: expire_leases
+-- Claims whose worker died: back to pending, and read before creating (the request may have landed).
+WITH updated AS (
+    UPDATE records SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL,
+           verify_first = true, state_changed_at = now(), updated_at = now()
+    WHERE tenant_id = $1 AND state = 'syncing' AND lease_expires_at < now()
+    RETURNING kind, st_id
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, 'syncing', 'pending', 'lease expired' FROM updated
+)
+SELECT count(*) AS n FROM updated;
+
+-- name: block_pending
+-- The Intacct connection is in error: the queue holds (in-flight claims block themselves).
+WITH updated AS (
+    UPDATE records SET state = 'blocked-by-connection', last_error = $2::jsonb,
+           state_changed_at = now(), updated_at = now()
+    WHERE tenant_id = $1 AND state = 'pending'
+    RETURNING kind, st_id
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason, error)
+    SELECT $1, kind, st_id, 'pending', 'blocked-by-connection', $3, $2::jsonb FROM updated
+)
+SELECT count(*) AS n FROM updated;
+
+-- name: unblock_all
+WITH updated AS (
+    UPDATE records SET state = 'pending', next_attempt_at = NULL, state_changed_at = now(), updated_at = now()
+    WHERE tenant_id = $1 AND state = 'blocked-by-connection'
+    RETURNING kind, st_id
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, 'blocked-by-connection', 'pending', $2 FROM updated
+)
+SELECT count(*) AS n FROM updated;
+
+-- name: retry_failed
+-- Operator retry: failed → pending. $2/$3 restrict to keys unless $4 (all failed records) is true.
+WITH updated AS (
+    UPDATE records SET state = 'pending', attempts = 0, next_attempt_at = NULL, priority = GREATEST(priority, $5),
+           state_changed_at = now(), updated_at = now()
+    WHERE tenant_id = $1 AND state = 'failed'
+      AND ($4 OR (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[])))
+    RETURNING kind, st_id
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, 'failed', 'pending', $6 FROM updated
+)
+SELECT kind, st_id FROM updated;
+
+-- name: requeue
+-- Repair or an explicit request: synced/failed → pending even when ST did not change (Intacct
+-- drifted). $4 per row: Intacct's fields as last read (null: absent there), $5: whether it was read.
+WITH v AS (
+    SELECT * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::boolean[])
+         AS v(kind, st_id, actual, was_read)
+), updated AS (
+    UPDATE records r SET
+        state = 'pending', attempts = 0, next_attempt_at = NULL,
+        priority = GREATEST(r.priority, $6),
+        synced_fields = CASE WHEN v.was_read THEN v.actual::jsonb ELSE r.synced_fields END,
+        synced_hash = CASE WHEN v.was_read THEN NULL ELSE r.synced_hash END,
+        state_changed_at = now(), updated_at = now()
+    FROM v
+    WHERE r.tenant_id = $1 AND r.kind = v.kind AND r.st_id = v.st_id AND r.state = ANY($7::text[])
+    RETURNING r.kind, r.st_id,
+              (SELECT o.state FROM records o
+               WHERE o.tenant_id = r.tenant_id AND o.kind = r.kind AND o.st_id = r.st_id) AS from_state
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, from_state, 'pending', $8 FROM updated
+)
+SELECT kind, st_id FROM updated;
+
+-- name: raise_priority
+UPDATE records SET priority = GREATEST(priority, $4), next_attempt_at = NULL, updated_at = now()
+WHERE tenant_id = $1 AND state = 'pending'
+  AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]));
+
+-- name: get_record
+SELECT * FROM records WHERE tenant_id = $1 AND kind = $2 AND st_id = $3;
+
+-- name: get_records
+SELECT * FROM records
+WHERE tenant_id = $1 AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]));
+
+-- name: get_projects_by_st_ids
+SELECT * FROM records WHERE tenant_id = $1 AND kind = 'project' AND st_id = ANY($2::bigint[]);
+
+-- name: jobs_of_projects
+SELECT * FROM records WHERE tenant_id = $1 AND kind = 'job' AND st_project_id = ANY($2::bigint[]);
+
+-- name: record_history
+SELECT at, from_state, to_state, reason, error FROM record_history
+WHERE tenant_id = $1 AND kind = $2 AND st_id = $3
+ORDER BY id DESC LIMIT $4;
+
+-- name: list_records
+-- Newest change first; the cursor is (updated_at, kind, st_id) of the last row of the previous page.
+SELECT * FROM records
+WHERE tenant_id = $1
+  AND ($2::text IS NULL OR state = $2)
+  AND ($3::text IS NULL OR kind = $3)
+  AND ($4::timestamptz IS NULL OR (updated_at, kind, st_id) < ($4, $5::text, $6::bigint))
+ORDER BY updated_at DESC, kind DESC, st_id DESC
+LIMIT $7;
+
+-- name: state_counts
+SELECT state, count(*) AS n FROM records WHERE tenant_id = $1 GROUP BY state;
+
+-- name: oldest_pending
+SELECT min(state_changed_at) AS oldest FROM records WHERE tenant_id = $1 AND state = 'pending';
+
+-- name: next_due
+-- When the earliest backed-off record becomes ready (workers sleep until then at most).
+SELECT min(next_attempt_at) AS due FROM records
+WHERE tenant_id = $1 AND state = 'pending' AND next_attempt_at IS NOT NULL;
+
+-- name: recent_failures
+SELECT kind, st_id, last_error, state_changed_at FROM records
+WHERE tenant_id = $1 AND state = 'failed'
+ORDER BY state_changed_at DESC LIMIT $2;
+
+-- name: get_cursor
+SELECT continue_from FROM feed_cursors WHERE tenant_id = $1 AND feed = $2;
+
+-- name: set_cursor
+INSERT INTO feed_cursors (tenant_id, feed, continue_from, updated_at) VALUES ($1, $2, $3, now())
+ON CONFLICT (tenant_id, feed) DO UPDATE SET continue_from = EXCLUDED.continue_from, updated_at = now();
+
+-- name: clear_cursors
+DELETE FROM feed_cursors WHERE tenant_id = $1;
+
+-- name: get_tenant_settings
+SELECT auto_sync_on, auto_sync_activated_at FROM tenant_settings WHERE tenant_id = $1 FOR UPDATE;
+
+-- name: insert_tenant_settings
+INSERT INTO tenant_settings (tenant_id, auto_sync_on, auto_sync_activated_at) VALUES ($1, $2, $3)
+ON CONFLICT (tenant_id) DO NOTHING;
+
+-- name: update_tenant_settings
+UPDATE tenant_settings SET auto_sync_on = $2, auto_sync_activated_at = $3, updated_at = now()
+WHERE tenant_id = $1;
+
+-- name: prune_history
+DELETE FROM record_history WHERE tenant_id = $1 AND at < now() - make_interval(days => $2);
+
+-- name: create_reconcile_run
+INSERT INTO reconcile_runs (tenant_id, status, trigger, scope, repair, period_start)
+VALUES ($1, 'running', $2, $3, $4, $5)
+RETURNING id, started_at;
+
+-- name: finish_reconcile_run
+UPDATE reconcile_runs SET status = $3, finished_at = now(), counts = $4::jsonb, exceptions = $5,
+       timings = $6::jsonb, error = $7
+WHERE tenant_id = $1 AND id = $2;
+
+-- name: insert_reconcile_exceptions
+INSERT INTO reconcile_exceptions (run_id, seq, class, kind, st_id, st_number, st_name,
+                                  intacct_project_id, intacct_name, detail, action, since)
+SELECT $1, v.seq, v.class, v.kind, v.st_id, v.st_number, v.st_name, v.intacct_project_id, v.intacct_name,
+       v.detail, v.action, v.since
+FROM unnest($2::integer[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+     AS v(seq, class, kind, st_id, st_number, st_name, intacct_project_id, intacct_name, detail, action, since);
+
+-- name: set_reconcile_report
+UPDATE reconcile_runs SET report_sent_at = $3, report_error = $4 WHERE tenant_id = $1 AND id = $2;
+
+-- name: latest_reconcile_run
+SELECT * FROM reconcile_runs WHERE tenant_id = $1 AND status <> 'running' ORDER BY id DESC LIMIT 1;
+
+-- name: get_reconcile_run
+SELECT * FROM reconcile_runs WHERE tenant_id = $1 AND id = $2;
+
+-- name: reconcile_exceptions
+SELECT * FROM reconcile_exceptions WHERE run_id = $1 ORDER BY seq LIMIT $2;
