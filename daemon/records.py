@@ -186,6 +186,17 @@ class UpsertResult:
 
 
 @dataclass(frozen=True)
+class Transition:
+    """One record moving from one state to another (logged, counted, and awaited by /v1/ensure)."""
+
+    key: RecordKey
+    from_state: str | None
+    to_state: str
+    reason: str
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class TenantSettingsState:
     auto_sync_on: bool
     activated_at: datetime | None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from daemon.records import (
     Requeue,
     Synced,
     TenantSettingsState,
+    Transition,
     UpsertResult,
 )
 from statemachine import State, Trigger, next_state, source_values
@@ -57,6 +58,16 @@ class Store:
         self.pool = pool
         self.tenant_id = tenant_id
         self.channel = notify_channel(tenant_id)
+        self._listeners: list[Callable[[Sequence[Transition]], None]] = []
+
+    def on_transitions(self, listener: Callable[[Sequence[Transition]], None]) -> None:
+        """Call `listener` with every batch of transitions this store commits."""
+        self._listeners.append(listener)
+
+    def _emit(self, transitions: Sequence[Transition]) -> None:
+        if transitions:
+            for listener in self._listeners:
+                listener(transitions)
 
     # ---- ServiceTitan facts -------------------------------------------------------------------
 
@@ -130,6 +141,7 @@ class Store:
                 await conn.execute(Q["set_cursor"], self.tenant_id, cursor[0], cursor[1])
             if result.enqueued:
                 await conn.execute(Q["notify"], self.channel, "enqueue")
+        self._emit([Transition(key, old, new, reason) for key, old, new, reason in history])
         return result
 
     @staticmethod
@@ -173,26 +185,30 @@ class Store:
 
     # ---- claims ---------------------------------------------------------------------------------
 
-    async def claim_batch(self, owner: str, limit: int, lease: timedelta) -> list[Record]:
-        """Lease up to `limit` ready records: projects first, then jobs whose parent exists."""
+    async def claim_batch(
+        self, owner: str, limit: int, lease: timedelta, *, only: Sequence[RecordKey] | None = None
+    ) -> list[Record]:
+        """Lease up to `limit` ready records: projects first, then jobs whose parent exists.
+
+        `only` restricts the claim to these keys (export gating syncs them inline).
+        """
         claim_id = uuid.uuid4()
         seconds = lease.total_seconds()
+        projects = jobs = None
+        if only is not None:
+            projects = [k.st_id for k in only if k.kind == "project"]
+            jobs = [k.st_id for k in only if k.kind == "job"]
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = list(await conn.fetch(Q["claim_projects"], self.tenant_id, limit, owner, seconds, claim_id))
+            rows = list(
+                await conn.fetch(Q["claim_projects"], self.tenant_id, limit, owner, seconds, claim_id, projects)
+            )
             if len(rows) < limit:
                 rows += await conn.fetch(
-                    Q["claim_jobs"], self.tenant_id, limit - len(rows), owner, seconds, claim_id
+                    Q["claim_jobs"], self.tenant_id, limit - len(rows), owner, seconds, claim_id, jobs
                 )
-        return [Record.from_row(r) for r in rows]
-
-    async def claim_keys(self, keys: Sequence[RecordKey], owner: str, lease: timedelta) -> list[Record]:
-        """Lease exactly these records if they are pending (inline priority sync)."""
-        kinds, ids = _keys(keys)
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                Q["claim_keys"], self.tenant_id, kinds, ids, owner, lease.total_seconds(), uuid.uuid4()
-            )
-        return [Record.from_row(r) for r in rows]
+        records = [Record.from_row(r) for r in rows]
+        self._emit([Transition(r.key, "pending", "syncing", f"claimed by {owner}") for r in records])
+        return records
 
     async def renew_leases(self, owner: str, lease: timedelta) -> int:
         """Heartbeat: push back the expiry of every lease `owner` holds."""
@@ -203,7 +219,10 @@ class Store:
     async def expire_leases(self) -> int:
         """Return the claims of dead workers to pending."""
         async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(Q["expire_leases"], self.tenant_id))
+            rows = await conn.fetch(Q["expire_leases"], self.tenant_id)
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "syncing", "pending", "lease expired")
+                    for r in rows])
+        return len(rows)
 
     # ---- results --------------------------------------------------------------------------------
 
@@ -225,6 +244,8 @@ class Store:
                 [r.record_no for r in results],
                 [r.reason for r in results],
             )
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "syncing", r["state"], r["reason"])
+                    for r in rows])
         return {RecordKey(r["kind"], r["st_id"]): State(r["state"]) for r in rows}
 
     async def finish(self, owner: str, results: Sequence[Finished]) -> dict[RecordKey, State]:
@@ -251,6 +272,11 @@ class Store:
                 [r.verify_first for r in results],
                 [r.sent_hash for r in results],
             )
+        self._emit([
+            Transition(RecordKey(r["kind"], r["st_id"]), "syncing", r["state"], r["reason"],
+                       None if r["error"] is None else json.loads(r["error"]))
+            for r in rows
+        ])
         return {RecordKey(r["kind"], r["st_id"]): State(r["state"]) for r in rows}
 
     async def release(self, owner: str, records: Sequence[Record], *, verify_first: bool) -> int:
@@ -268,16 +294,21 @@ class Store:
         """pending → blocked-by-connection for the whole tenant."""
         assert State.PENDING.value in source_values(Trigger.CONNECTION_LOST)
         async with self.pool.acquire() as conn:
-            return int(await conn.fetchval(Q["block_pending"], self.tenant_id, _dumps(error), reason))
+            rows = await conn.fetch(Q["block_pending"], self.tenant_id, _dumps(error), reason)
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "pending", State.BLOCKED.value, reason, error)
+                    for r in rows])
+        return len(rows)
 
     async def unblock_all(self, reason: str = "connection restored") -> int:
         """blocked-by-connection → pending, and wake the workers."""
         assert source_values(Trigger.CONNECTION_RESTORED) == [State.BLOCKED.value]
         async with self.pool.acquire() as conn, conn.transaction():
-            n = int(await conn.fetchval(Q["unblock_all"], self.tenant_id, reason))
-            if n:
+            rows = await conn.fetch(Q["unblock_all"], self.tenant_id, reason)
+            if rows:
                 await conn.execute(Q["notify"], self.channel, "unblocked")
-        return n
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), State.BLOCKED.value, "pending", reason)
+                    for r in rows])
+        return len(rows)
 
     # ---- operator and repair requests -----------------------------------------------------------
 
@@ -291,7 +322,9 @@ class Store:
             rows = await conn.fetch(Q["retry_failed"], self.tenant_id, kinds, ids, all_failed, priority, reason)
             if rows:
                 await conn.execute(Q["notify"], self.channel, "retry")
-        return [RecordKey(r["kind"], r["st_id"]) for r in rows]
+        done = [RecordKey(r["kind"], r["st_id"]) for r in rows]
+        self._emit([Transition(k, "failed", "pending", reason) for k in done])
+        return done
 
     async def requeue(
         self, items: Sequence[Requeue], *, reason: str, priority: int = 0,
@@ -316,6 +349,8 @@ class Store:
             )
             if rows:
                 await conn.execute(Q["notify"], self.channel, "requeue")
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), r["from_state"], "pending", reason)
+                    for r in rows])
         return [RecordKey(r["kind"], r["st_id"]) for r in rows]
 
     async def raise_priority(self, keys: Sequence[RecordKey], priority: int) -> None:

@@ -69,11 +69,13 @@ FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::te
 SELECT pg_notify($1, $2);
 
 -- name: claim_projects
--- Ready pending projects, highest priority first. $2 limit, $3 owner, $4 lease seconds, $5 claim id.
+-- Ready pending projects, highest priority first. $2 limit, $3 owner, $4 lease seconds, $5 claim id,
+-- $6 only these ST project ids (null: any).
 WITH picked AS (
     SELECT kind, st_id FROM records
     WHERE tenant_id = $1 AND kind = 'project' AND state = 'pending'
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+      AND ($6::bigint[] IS NULL OR st_id = ANY($6::bigint[]))
     ORDER BY priority DESC, state_changed_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
@@ -92,10 +94,12 @@ SELECT * FROM claimed ORDER BY priority DESC, st_id;
 
 -- name: claim_jobs
 -- Ready pending jobs whose parent already exists in Intacct, or travels first in this very claim.
+-- $6 only these ST job ids (null: any).
 WITH picked AS (
     SELECT j.kind, j.st_id FROM records j
     WHERE j.tenant_id = $1 AND j.kind = 'job' AND j.state = 'pending'
       AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= now())
+      AND ($6::bigint[] IS NULL OR j.st_id = ANY($6::bigint[]))
       AND (j.parent_project_id IS NULL OR EXISTS (
             SELECT 1 FROM records p
             WHERE p.tenant_id = j.tenant_id AND p.kind = 'project' AND p.st_id = j.st_project_id
@@ -116,27 +120,6 @@ WITH picked AS (
     SELECT tenant_id, kind, st_id, 'pending', 'syncing', 'claimed by ' || $3 FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, st_id;
-
--- name: claim_keys
--- Claim exactly these records if they are pending (export gating syncs them inline).
-WITH picked AS (
-    SELECT kind, st_id FROM records
-    WHERE tenant_id = $1 AND state = 'pending'
-      AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))
-    ORDER BY kind DESC, st_id
-    FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE records r SET state = 'syncing', lease_owner = $4,
-           lease_expires_at = now() + make_interval(secs => $5), claim_id = $6,
-           attempts = r.attempts + 1, state_changed_at = now(), updated_at = now()
-    FROM picked p
-    WHERE r.tenant_id = $1 AND r.kind = p.kind AND r.st_id = p.st_id
-    RETURNING r.*
-), history AS (
-    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
-    SELECT tenant_id, kind, st_id, 'pending', 'syncing', 'claimed by ' || $4 || ' (priority)' FROM claimed
-)
-SELECT * FROM claimed ORDER BY kind DESC, st_id;
 
 -- name: renew_leases
 UPDATE records SET lease_expires_at = now() + make_interval(secs => $3)
@@ -165,7 +148,7 @@ WITH v AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
     SELECT $1, kind, st_id, 'syncing', state, reason FROM updated
 )
-SELECT kind, st_id, state FROM updated;
+SELECT kind, st_id, state, reason FROM updated;
 
 -- name: finish_claims
 -- Any other end of a claim: retry later, failed, blocked, released. $3.. per row: target state,
@@ -194,7 +177,7 @@ WITH v AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason, error)
     SELECT $1, kind, st_id, 'syncing', state, reason, error::jsonb FROM updated
 )
-SELECT kind, st_id, state FROM updated;
+SELECT kind, st_id, state, reason, error FROM updated;
 
 -- name: expire_leases
 -- Claims whose worker died: back to pending, and read before creating (the request may have landed).
@@ -207,7 +190,7 @@ WITH updated AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
     SELECT $1, kind, st_id, 'syncing', 'pending', 'lease expired' FROM updated
 )
-SELECT count(*) AS n FROM updated;
+SELECT kind, st_id FROM updated;
 
 -- name: block_pending
 -- The Intacct connection is in error: the queue holds (in-flight claims block themselves).
@@ -220,7 +203,7 @@ WITH updated AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason, error)
     SELECT $1, kind, st_id, 'pending', 'blocked-by-connection', $3, $2::jsonb FROM updated
 )
-SELECT count(*) AS n FROM updated;
+SELECT kind, st_id FROM updated;
 
 -- name: unblock_all
 WITH updated AS (
@@ -231,7 +214,7 @@ WITH updated AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
     SELECT $1, kind, st_id, 'blocked-by-connection', 'pending', $2 FROM updated
 )
-SELECT count(*) AS n FROM updated;
+SELECT kind, st_id FROM updated;
 
 -- name: retry_failed
 -- Operator retry: failed → pending. $2/$3 restrict to keys unless $4 (all failed records) is true.
@@ -269,7 +252,7 @@ WITH v AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
     SELECT $1, kind, st_id, from_state, 'pending', $8 FROM updated
 )
-SELECT kind, st_id FROM updated;
+SELECT kind, st_id, from_state FROM updated;
 
 -- name: raise_priority
 UPDATE records SET priority = GREATEST(priority, $4), next_attempt_at = NULL, updated_at = now()

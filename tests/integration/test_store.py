@@ -336,3 +336,24 @@ async def test_upsert_refuses_nothing_on_duplicate_keys_within_a_page(store: Sto
     assert result.inserted == [RecordKey("job", 1)]
     rec = await store.get(RecordKey("job", 1))
     assert rec is not None and rec.st_number == "b"
+
+
+async def test_every_committed_transition_reaches_listeners(store: Store) -> None:
+    seen: list[tuple[str, str | None, str]] = []
+    store.on_transitions(lambda ts: seen.extend((str(t.key), t.from_state, t.to_state) for t in ts))
+    await store.upsert([job_row(1)])
+    [rec] = await store.claim_batch("w1", 10, LEASE)
+    await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)])
+    assert seen == [("job/1", None, "pending"), ("job/1", "pending", "syncing"), ("job/1", "syncing", "synced")]
+    # The stored history says the same, newest first.
+    history = await store.history(rec.key)
+    assert [(h.from_state, h.to_state) for h in reversed(history)] == [(f, t) for _, f, t in seen]
+
+
+async def test_claim_restricted_to_keys_keeps_parents_first(store: Store) -> None:
+    await store.upsert([project_row(7), job_row(11, project=7), job_row(12, project=7), job_row(13)])
+    only = [RecordKey("job", 11), RecordKey("project", 7)]
+    batch = await store.claim_batch("ensure", 10, LEASE, only=only)
+    assert [r.key for r in batch] == [RecordKey("project", 7), RecordKey("job", 11)]
+    # A job whose parent is not ready and not claimed with it stays pending.
+    assert await store.claim_batch("ensure", 10, LEASE, only=[RecordKey("job", 12)]) == []
