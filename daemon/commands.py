@@ -1,0 +1,239 @@
+"""The commands of `st-intacct-sync` other than check-config (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.errors import AdapterError
+from daemon import logs
+from daemon.config import Config, ConfigError, load_config
+from daemon.database import DatabaseUnavailable, open_database
+from daemon.ensure import PRIORITY, error_text
+from daemon.migrations import migrate as apply_migrations
+from daemon.records import RecordKey
+from daemon.toolkit import new_owner, open_toolkit
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A command cannot proceed; the message is for the operator."""
+
+
+def load(args: argparse.Namespace, *, daemon: bool = False) -> tuple[Config, logs.Redactor]:
+    """Load the configuration and set up logging (the daemon logs to stdout, commands to stderr)."""
+    config = load_config(Path(args.config))
+    level = config.logging.level if daemon else max_level(config.logging.level, "warning")
+    redactor = logs.configure(level=level, fmt=config.logging.format, redactor=logs.Redactor(config.secrets()),
+                              stream=sys.stdout if daemon else sys.stderr)
+    return config, redactor
+
+
+def max_level(a: str, b: str) -> str:
+    order = ["debug", "info", "warning", "error", "critical"]
+    return order[max(order.index(a), order.index(b))]
+
+
+def guarded(body: Any) -> Any:
+    """Turn bad input into exit 2 and operational failures into exit 1, each with one line."""
+
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return int(body(args))
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except (CommandError, DatabaseUnavailable, AdapterError) as exc:
+            print(f"st-intacct-sync {args.command}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        except KeyboardInterrupt:
+            print(f"st-intacct-sync {args.command}: interrupted", file=sys.stderr)
+            return 130
+
+    wrapper.__doc__ = body.__doc__
+    return wrapper
+
+
+@guarded
+def run(args: argparse.Namespace) -> int:
+    """The daemon in the foreground."""
+    from daemon.supervisor import run as run_daemon
+
+    config, redactor = load(args, daemon=True)
+    return asyncio.run(run_daemon(config, Path(args.config), redactor=redactor))
+
+
+@guarded
+def migrate(args: argparse.Namespace) -> int:
+    """Apply the database migrations."""
+    config, _ = load(args)
+
+    async def go() -> list[int]:
+        async with open_database(config) as dsn:
+            import asyncpg
+
+            conn = await asyncpg.connect(dsn)
+            try:
+                return [m.version for m in await apply_migrations(conn)]
+            finally:
+                await conn.close()
+
+    applied = asyncio.run(_bounded(go(), 60, "the database did not answer within 60 s"))
+    print(f"applied migrations {applied}" if applied else "database schema is up to date")
+    return EXIT_OK
+
+
+async def _bounded(coro: Any, seconds: float, message: str) -> Any:
+    try:
+        return await asyncio.wait_for(coro, seconds)
+    except TimeoutError:
+        raise CommandError(message) from None
+
+
+def _status_url(config: Config) -> str:
+    host = config.http.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{config.http.port}/status"
+
+
+@guarded
+def status(args: argparse.Namespace) -> int:
+    """Print the running daemon's /status in a readable form."""
+    config, _ = load(args)
+    url = _status_url(config)
+    request = urllib.request.Request(url)
+    if config.http.token is not None and not config.http.loopback:
+        request.add_header("Authorization", f"Bearer {config.http.token.reveal()}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            doc = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"st-intacct-sync status: the daemon does not answer at {url} ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+    print(render_status(doc))
+    return EXIT_OK
+
+
+def render_status(doc: dict[str, Any]) -> str:
+    """The /status document as an operator reads it."""
+    lines = [f"st-intacct-sync {doc.get('version')} — tenant {doc.get('tenant_id')}, up {doc.get('uptime_s')} s"]
+    for name, conn in (doc.get("connections") or {}).items():
+        extra = f" ({error_text(conn.get('last_error'))})" if conn.get("last_error") else ""
+        lines.append(f"  {name:<13} {conn.get('state')} since {conn.get('since')}{extra}")
+    queue = doc.get("queue") or {}
+    lines.append("  queue         " + ", ".join(f"{k} {v}" for k, v in queue.items()))
+    poller = doc.get("poller") or {}
+    lines.append(f"  poller        last poll {poller.get('last_poll_at')}, lag {poller.get('lag_s')} s")
+    rec = doc.get("reconcile") or {}
+    lines.append(f"  reconcile     last run {rec.get('last_run_at')}, {rec.get('exceptions')} exceptions")
+    settings = doc.get("settings") or {}
+    lines.append("  settings      " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    for failure in doc.get("recent_failures") or []:
+        lines.append(f"  failed        {failure['kind']} {failure['id']}: {failure.get('error')} ({failure.get('at')})")
+    return "\n".join(lines)
+
+
+@guarded
+def sync(args: argparse.Namespace) -> int:
+    """Sync one record now (ahead of everything else) and print its final state."""
+    config, _ = load(args)
+    key = RecordKey("job", args.job) if args.job is not None else RecordKey("project", args.project)
+
+    async def go() -> int:
+        async with open_toolkit(lambda: config, owner=new_owner("sync"), pool_size=4) as kit:
+            outcome = await kit.gate.ensure([key], timeout=args.timeout)
+            for result in outcome.results:
+                line = f"{result.key.kind} {result.key.st_id}: {result.state}"
+                if result.intacct_project_id:
+                    line += f" (Intacct PROJECTID {result.intacct_project_id})"
+                if result.error:
+                    line += f" — {result.error}"
+                print(line)
+            if outcome.message:
+                print(outcome.message, file=sys.stderr)
+            return EXIT_OK if outcome.status == 200 else EXIT_FAILED
+
+    return int(asyncio.run(go()))
+
+
+@guarded
+def backfill(args: argparse.Namespace) -> int:
+    """Enqueue ServiceTitan records modified since a date, ignoring the activation time."""
+    try:
+        since = datetime.combine(date.fromisoformat(args.since), datetime.min.time(), tzinfo=UTC)
+    except ValueError:
+        print(f"st-intacct-sync backfill: --since {args.since!r} is not a date like 2026-01-31", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config, _ = load(args)
+    kinds = [args.kind] if args.kind else ["project", "job"]  # projects first: jobs find their parents
+
+    async def go() -> int:
+        async with open_toolkit(lambda: config, owner=new_owner("backfill"), pool_size=4) as kit:
+            total_read = total_enqueued = 0
+            started = time.monotonic()
+            for kind in kinds:
+                read = enqueued = 0
+                pages = (kit.servicetitan.iter_projects(modified_on_or_after=since) if kind == "project"
+                         else kit.servicetitan.iter_jobs(modified_on_or_after=since))
+                async for page in pages:
+                    if kind == "project":
+                        report = await kit.ingestor.projects(page)  # type: ignore[arg-type]
+                    else:
+                        report = await kit.ingestor.jobs(page)  # type: ignore[arg-type]
+                    read += len(page)
+                    enqueued += report.result.enqueued
+                    _progress(f"backfill {kind}s: {read} read, {enqueued} enqueued "
+                              f"({time.monotonic() - started:.0f} s)")
+                _progress(f"backfill {kind}s: {read} read, {enqueued} enqueued", done=True)
+                total_read += read
+                total_enqueued += enqueued
+            counts = await kit.store.counts()
+        print(f"backfill since {since.date()}: {total_read} records read, {total_enqueued} enqueued; "
+              f"queue now: pending {counts['pending']}, synced {counts['synced']}, failed {counts['failed']}. "
+              "The running daemon syncs them; follow with `st-intacct-sync status`.")
+        return EXIT_OK
+
+    return int(asyncio.run(go()))
+
+
+def _progress(line: str, *, done: bool = False) -> None:
+    if sys.stdout.isatty():
+        sys.stdout.write("\r" + line + ("\n" if done else ""))
+        sys.stdout.flush()
+    elif done:
+        print(line, flush=True)
+    else:
+        print(line, flush=True)
+
+
+@guarded
+def retry(args: argparse.Namespace) -> int:
+    """Move failed records back to pending."""
+    keys = [RecordKey("job", i) for i in args.job or []] + [RecordKey("project", i) for i in args.project or []]
+    if not keys and not args.failed:
+        print("st-intacct-sync retry: give --failed, or --job/--project ids", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    config, _ = load(args)
+
+    async def go() -> int:
+        async with open_toolkit(lambda: config, owner=new_owner("retry"), pool_size=2) as kit:
+            done = await kit.store.retry_failed(keys, all_failed=args.failed and not keys, priority=PRIORITY // 2,
+                                                reason="operator retry (CLI)")
+            skipped = [k for k in keys if k not in done]
+        print(f"{len(done)} failed record(s) moved back to pending" +
+              (f"; not failed (left alone): {', '.join(str(k) for k in skipped)}" if skipped else ""))
+        return EXIT_OK
+
+    return int(asyncio.run(go()))
