@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import math
 import uuid
@@ -15,6 +16,7 @@ from typing import TypedDict
 import aiohttp
 
 from adapters.errors import AdapterError, ConnectionFailure, PermanentError, TransientError
+from adapters.intacct.limiter import PrioritySemaphore
 from adapters.intacct.models import (
     MAX_PAGE_SIZE,
     MAX_READ_KEYS,
@@ -46,6 +48,8 @@ _HEADERS = {"Content-Type": "application/xml", "Accept": "application/xml"}
 _READ_FUNCTIONS_PER_REQUEST = 20
 # Renew this long before the announced expiry, or 10 % of what remains when that is shorter.
 _RENEW_MARGIN_S = 60.0
+# Set for the requests (session login included) made on behalf of a priority call.
+_PRIORITY: contextvars.ContextVar[bool] = contextvars.ContextVar("intacct_priority", default=False)
 
 
 class _InvalidSession(Exception):
@@ -134,7 +138,7 @@ class IntacctClient:
             raise ValueError("max_concurrent_requests must be at least 1")
         self._http = session
         self._credentials = credentials
-        self._semaphore = asyncio.Semaphore(max_concurrent_requests)
+        self._semaphore = PrioritySemaphore(max_concurrent_requests)
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._request_timeout = request_timeout
         self._observer = observer
@@ -159,17 +163,26 @@ class IntacctClient:
 
     # -- public calls --------------------------------------------------------------------------
 
-    async def execute(self, functions: Sequence[Function]) -> list[FunctionResult]:
-        """Send all functions in one request; results come back in the functions' order."""
+    async def execute(self, functions: Sequence[Function], *, priority: bool = False) -> list[FunctionResult]:
+        """Send all functions in one request; results come back in the functions' order.
+
+        With `priority` the request takes the next free slot ahead of non-priority requests.
+        """
         if not functions:
             return []
+        if priority and not _PRIORITY.get():
+            token = _PRIORITY.set(True)
+            try:
+                return await self.execute(functions)
+            finally:
+                _PRIORITY.reset(token)
         controlids = [f.controlid for f in functions]
         if len(set(controlids)) != len(controlids):
             raise ValueError("function controlids must be unique within one request")
         parsed = await self._execute_with_session(functions)
         return _match_results(functions, parsed.results)
 
-    async def read_projects(self, project_ids: Sequence[str]) -> dict[str, IntacctProject]:
+    async def read_projects(self, project_ids: Sequence[str], *, priority: bool = False) -> dict[str, IntacctProject]:
         """The projects among ``project_ids`` that exist, by PROJECTID (readByName, 100 keys a function)."""
         keys = list(dict.fromkeys(project_ids))
         chunks = [keys[i : i + MAX_READ_KEYS] for i in range(0, len(keys), MAX_READ_KEYS)]
@@ -179,7 +192,7 @@ class IntacctClient:
                 ReadProjects(self._next_control_id("read"), chunk)
                 for chunk in chunks[start : start + _READ_FUNCTIONS_PER_REQUEST]
             ]
-            for result in await self.execute(functions):
+            for result in await self.execute(functions, priority=priority):
                 raise_for_result(result, "readByName")
                 found.update((p.project_id, p) for p in result.projects)
         return found
@@ -277,7 +290,7 @@ class IntacctClient:
     # -- one HTTP request ----------------------------------------------------------------------
 
     async def _send(self, url: str, body: bytes, *, session_auth: bool) -> ParsedResponse:
-        async with self._semaphore:
+        async with self._semaphore.slot(_PRIORITY.get()):
             self.in_flight += 1
             self.max_in_flight_seen = max(self.max_in_flight_seen, self.in_flight)
             started = _now()
