@@ -36,7 +36,7 @@ def available() -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection) -> list[Migration]:
+async def migrate(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[asyncpg.Record]) -> list[Migration]:
     """Apply the migrations this database lacks; returns those applied."""
     applied: list[Migration] = []
     async with conn.transaction():

@@ -216,6 +216,14 @@ class Store:
             status = await conn.execute(Q["renew_leases"], self.tenant_id, owner, lease.total_seconds())
         return int(status.split()[-1])
 
+    async def release_owner(self, owner: str) -> int:
+        """Give back every claim `owner` still holds (shutdown); they are read before any create."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["release_owner"], self.tenant_id, owner)
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "syncing", "pending", "released at shutdown")
+                    for r in rows])
+        return len(rows)
+
     async def expire_leases(self) -> int:
         """Return the claims of dead workers to pending."""
         async with self.pool.acquire() as conn:
@@ -436,6 +444,12 @@ class Store:
     async def get_cursor(self, feed: str) -> str | None:
         async with self.pool.acquire() as conn:
             value: str | None = await conn.fetchval(Q["get_cursor"], self.tenant_id, feed)
+        return value
+
+    async def last_poll_at(self) -> datetime | None:
+        """When both change feeds were last read to their end."""
+        async with self.pool.acquire() as conn:
+            value: datetime | None = await conn.fetchval(Q["last_poll"], self.tenant_id)
         return value
 
     async def set_cursor(self, feed: str, continue_from: str) -> None:

@@ -179,6 +179,20 @@ WITH v AS (
 )
 SELECT kind, st_id, state, reason, error FROM updated;
 
+-- name: release_owner
+-- A stopping worker process gives back every claim it still holds. What was in flight may have
+-- landed in Intacct, so it is read before any create.
+WITH updated AS (
+    UPDATE records SET state = 'pending', lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL,
+           verify_first = true, attempts = GREATEST(attempts - 1, 0), state_changed_at = now(), updated_at = now()
+    WHERE tenant_id = $1 AND state = 'syncing' AND lease_owner = $2
+    RETURNING kind, st_id
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, 'syncing', 'pending', 'released at shutdown' FROM updated
+)
+SELECT kind, st_id FROM updated;
+
 -- name: expire_leases
 -- Claims whose worker died: back to pending, and read before creating (the request may have landed).
 WITH updated AS (
@@ -309,6 +323,10 @@ SELECT continue_from FROM feed_cursors WHERE tenant_id = $1 AND feed = $2;
 -- name: set_cursor
 INSERT INTO feed_cursors (tenant_id, feed, continue_from, updated_at) VALUES ($1, $2, $3, now())
 ON CONFLICT (tenant_id, feed) DO UPDATE SET continue_from = EXCLUDED.continue_from, updated_at = now();
+
+-- name: last_poll
+-- When both feeds were last read (by whichever replica leads).
+SELECT CASE WHEN count(*) = 2 THEN min(updated_at) END AS at FROM feed_cursors WHERE tenant_id = $1;
 
 -- name: clear_cursors
 DELETE FROM feed_cursors WHERE tenant_id = $1;

@@ -1,0 +1,84 @@
+"""The PostgreSQL the daemon uses: the configured server (waited for), or an embedded one.
+
+`database.dsn: embedded` starts a private PostgreSQL (the `pgserver` package) under
+`state_dir/postgres`, for demos and single-box installs; it stops with the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from daemon import logs
+from daemon.config import Config
+
+log = logs.get("st_intacct_sync.database")
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached before the daemon was asked to stop."""
+
+
+def _masked(dsn: str) -> str:
+    # Good enough for a log line: user info replaced wholesale.
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return dsn
+
+
+async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int | None = None) -> None:
+    """Return once `dsn` accepts a connection, retrying with backoff (a restarting server)."""
+    delay, tries = 0.5, 0
+    while True:
+        tries += 1
+        try:
+            conn = await asyncpg.connect(dsn, timeout=10)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            if attempts is not None and tries >= attempts:
+                raise DatabaseUnavailable(f"{_masked(dsn)}: {type(exc).__name__}: {exc}") from None
+            log.warning("database_unavailable", dsn=_masked(dsn), error=f"{type(exc).__name__}: {exc}",
+                        retry_in_s=delay)
+            if stop is not None and stop.is_set():
+                raise DatabaseUnavailable(f"{_masked(dsn)}: stopped while waiting") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+            continue
+        await conn.close()
+        return
+
+
+def start_embedded(state_dir: Path) -> Any:
+    """Start (or reuse) the embedded server; returns the pgserver handle (blocking call)."""
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise DatabaseUnavailable(
+            "database.dsn is 'embedded' but the pgserver package is not installed "
+            "(pip install 'st-intacct-sync[embedded]')"
+        ) from exc
+    path = state_dir / "postgres"
+    path.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(path, cleanup_mode="stop")
+
+
+@contextlib.asynccontextmanager
+async def open_database(config: Config, stop: asyncio.Event | None = None) -> AsyncIterator[str]:
+    """Yield a DSN that answers; stop an embedded server on exit."""
+    if not config.database.embedded:
+        await wait_for(config.database.dsn, stop)
+        yield config.database.dsn
+        return
+    server = await asyncio.to_thread(start_embedded, config.state_dir)
+    try:
+        dsn = server.get_uri()
+        log.info("embedded_database_started", path=str(config.state_dir / "postgres"))
+        await wait_for(dsn, stop)
+        yield dsn
+    finally:
+        await asyncio.to_thread(server.cleanup)

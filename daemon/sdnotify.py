@@ -1,0 +1,57 @@
+"""systemd's notify protocol: a few datagrams on $NOTIFY_SOCKET, nothing when it is unset.
+
+Written out rather than taken from a library because it is a dozen lines and the daemon must not
+depend on libsystemd being present (containers, macOS development machines).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+
+class Notifier:
+    """Sends READY/RELOADING/STOPPING/WATCHDOG/STATUS to systemd when run under Type=notify."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address if address is not None else os.environ.get("NOTIFY_SOCKET")
+        watchdog_usec = os.environ.get("WATCHDOG_USEC")
+        watchdog_pid = os.environ.get("WATCHDOG_PID")
+        self.watchdog_interval: float | None = None
+        if watchdog_usec and (not watchdog_pid or watchdog_pid == str(os.getpid())):
+            # Half the timeout, as sd_watchdog_enabled(3) recommends.
+            self.watchdog_interval = int(watchdog_usec) / 1_000_000 / 2
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    def send(self, *fields: str) -> bool:
+        """Send one notification (fields joined by newlines); False when not under systemd."""
+        if not self.address:
+            return False
+        address = self.address
+        if address.startswith("@"):  # abstract namespace socket
+            address = "\0" + address[1:]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall("\n".join(fields).encode())
+        return True
+
+    def ready(self, status: str = "") -> bool:
+        return self.send("READY=1", *([f"STATUS={status}"] if status else []))
+
+    def reloading(self) -> bool:
+        # systemd ≥ 253 (Type=notify-reload) wants the monotonic time of the reload request.
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}")
+
+    def stopping(self) -> bool:
+        return self.send("STOPPING=1")
+
+    def watchdog(self) -> bool:
+        return self.send("WATCHDOG=1")
+
+    def status(self, text: str) -> bool:
+        return self.send(f"STATUS={text}")

@@ -1,0 +1,300 @@
+"""The composition root of `st-intacct-sync run`: every resource and task, signals, reload, shutdown.
+
+One `AsyncExitStack` owns the database pool, both HTTP client sessions and the status server, so they
+close in reverse order however the run ends. Signal handlers only set events; the run loop acts on
+them. A graceful stop lets in-flight Intacct requests finish and their results land (bounded by a
+drain timeout), gives back every remaining lease, and only then closes the resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from daemon import logs
+from daemon.clients import intacct_credentials, servicetitan_credentials
+from daemon.config import Config, ConfigError, load_config
+from daemon.connection import ERROR, OK, ConnectionMonitor
+from daemon.ensure import error_text
+from daemon.http import Reconciler, create_app
+from daemon.leader import lead, lock_key
+from daemon.metrics import Metrics
+from daemon.poller import Poller
+from daemon.records import Transition
+from daemon.sdnotify import Notifier
+from daemon.tasks import TaskSet
+from daemon.toolkit import new_owner, open_toolkit
+from daemon.workers import WorkerPool
+
+log = logs.get("st_intacct_sync.supervisor")
+
+
+class Daemon:
+    """Everything `run` starts, and the services the HTTP endpoints read."""
+
+    def __init__(self, config: Config, *, config_path: Path | None, notifier: Notifier | None = None,
+                 redactor: logs.Redactor | None = None) -> None:
+        self._config = config
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.redactor = redactor or logs.Redactor(config.secrets())
+        self.owner = new_owner()
+        self.started = time.monotonic()
+        self.metrics = Metrics()
+        self.tasks = TaskSet()
+        self.stop_requested = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self.reconciler: Reconciler | None = None
+        self._leader = False
+        self.dsn = ""
+
+    # ---- the Services protocol of daemon.http ----------------------------------------------------
+
+    def config(self) -> Config:
+        return self._config
+
+    def is_leader(self) -> bool:
+        return self._leader
+
+    async def database_ok(self) -> bool:
+        try:
+            async with self.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1", timeout=2)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+        return True
+
+    # ---- run -------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (exit 0) or until a task dies (exit 1)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_requested.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await self._start(stack)
+                code = await self._serve()
+                await self._drain()
+            log.info("stopped", exit_code=code)
+            return code
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        config = self._config
+        self.notifier.status("connecting to the database")
+        kit = await stack.enter_async_context(
+            open_toolkit(self.config, owner=self.owner, stop=self.stop_requested, metrics=self.metrics)
+        )
+        self.kit = kit
+        self.dsn, self.pool, self.store = kit.dsn, kit.pool, kit.store
+        self.servicetitan, self.intacct = kit.servicetitan, kit.intacct
+        self.intacct_monitor, self.servicetitan_monitor = kit.intacct_monitor, kit.servicetitan_monitor
+        self.engine, self.ingestor, self.gate, self.waiters = kit.engine, kit.ingestor, kit.gate, kit.waiters
+        self.store.on_transitions(self._log_transitions)
+        await self._apply_auto_sync(config)
+        self.intacct_monitor.on_change(self._intacct_changed)
+        self.workers = WorkerPool(self.store, self.engine, self.intacct_monitor, self.config, self.dsn)
+        self.poller_wake = asyncio.Event()
+        self.poller = Poller(self.store, self.servicetitan, self.ingestor, self.servicetitan_monitor, self.config,
+                             self.poller_wake)
+        self.notifier.status("checking the ServiceTitan and Intacct connections")
+        await self._first_probe()
+
+        runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, config.http.host, config.http.port)
+        await site.start()
+        log.info("http_listening", listen=config.http.listen)
+
+        for i in range(config.sync.workers):
+            self.tasks.spawn(f"worker-{i}", self.workers.worker(i))
+        self.tasks.spawn("heartbeat", self.workers.heartbeat())
+        self.tasks.spawn("listen", self.workers.listen())
+        self.tasks.spawn("intacct-probe", self._probe_loop())
+        self.tasks.spawn("leader", lead(self.dsn, lock_key("leader", config.servicetitan.tenant_id), "leader",
+                                        self._lead, retry_every=self._leader_retry()))
+        self.tasks.spawn("reload", self._reload_loop())
+        if self.notifier.watchdog_interval:
+            self.tasks.spawn("watchdog", self._watchdog())
+        self.notifier.ready(self._status_line())
+        log.info("started", owner=self.owner, tenant=config.servicetitan.tenant_id, workers=config.sync.workers,
+                 intacct=self.intacct_monitor.state, servicetitan=self.servicetitan_monitor.state)
+
+    def _leader_retry(self) -> float:
+        # Followers try often enough that one takes over well within two leases of the leader's death.
+        return max(0.5, min(5.0, self._config.sync.lease.total_seconds() / 4))
+
+    async def _serve(self) -> int:
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        died = asyncio.ensure_future(self.tasks.failed.wait())
+        try:
+            await asyncio.wait({stop, died}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            died.cancel()
+        if self.tasks.failed.is_set():
+            log.error("stopping_after_failure", reason=self.tasks.failure)
+            return 1
+        log.info("stopping", reason="signal")
+        return 0
+
+    async def _drain(self) -> None:
+        self.notifier.stopping()
+        config = self._config
+        await self.tasks.stop("leader", "intacct-probe", "reload", "watchdog", "listen")
+        self.workers.stopping.set()
+        drain = min(config.intacct.request_timeout.total_seconds() + 5, 90.0)
+        await self.tasks.stop(*self.tasks.names("worker-"), timeout=drain)
+        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            released = await self.store.release_owner(self.owner)
+            if released:
+                log.info("leases_released", count=released)
+        await self.tasks.stop_all()
+
+    # ---- leadership: poller and reconciliation scheduler -----------------------------------------
+
+    async def _lead(self) -> None:
+        self._leader = True
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.poller.run(), name="poller")
+                scheduler = getattr(self.reconciler, "schedule", None)
+                if scheduler is not None:
+                    group.create_task(scheduler(), name="reconcile-scheduler")
+        finally:
+            self._leader = False
+
+    # ---- connection state ------------------------------------------------------------------------
+
+    async def _first_probe(self) -> None:
+        async def probe(monitor: ConnectionMonitor, call: Any) -> None:
+            try:
+                await asyncio.wait_for(call(), 30)
+            except Exception as exc:  # classified by the monitor; the daemon starts either way
+                await monitor.failed(exc)
+                log.warning("connection_check_failed", system=monitor.system, error=f"{exc}")
+            else:
+                await monitor.succeeded()
+
+        await asyncio.gather(probe(self.servicetitan_monitor, self.servicetitan.probe),
+                             probe(self.intacct_monitor, self.intacct.probe))
+
+    async def _intacct_changed(self, state: str, error: dict[str, Any] | None) -> None:
+        log.warning("connection_state", system="intacct", state=state, error=error_text(error)) if state == ERROR \
+            else log.info("connection_state", system="intacct", state=state)
+        if state == ERROR:
+            await self.store.block_pending(error or {}, "connection error")
+        elif state == OK:
+            n = await self.store.unblock_all()
+            if n:
+                log.info("blocked_records_resumed", count=n)
+            self.workers.poke()
+
+    async def _probe_loop(self) -> None:
+        """While Intacct is in error: probe every probe_interval (at once after a reload)."""
+        while True:
+            interval = self._config.intacct.probe_interval.total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.intacct_monitor.probe_now.wait(), interval)
+            self.intacct_monitor.probe_now.clear()
+            if self.intacct_monitor.state != ERROR:
+                continue
+            try:
+                await self.intacct.probe()
+            except Exception as exc:
+                await self.intacct_monitor.failed(exc)
+                # New records that arrived meanwhile wait with the others.
+                await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error")
+            else:
+                await self.intacct_monitor.succeeded()
+
+    # ---- reload ----------------------------------------------------------------------------------
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            self.notifier.reloading()
+            try:
+                await self.reload()
+            finally:
+                self.notifier.ready(self._status_line())
+
+    async def reload(self) -> bool:
+        """Read the config file again and apply it; an invalid file changes nothing."""
+        if self.config_path is None:
+            log.warning("reload_ignored", reason="no configuration file (demo)")
+            return False
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", error=str(exc))
+            return False
+        old = self._config
+        fixed = [name for name, a, b in (
+            ("database.dsn", old.database.dsn, new.database.dsn),
+            ("http.listen", old.http.listen, new.http.listen),
+            ("servicetitan.tenant_id", old.servicetitan.tenant_id, new.servicetitan.tenant_id),
+            ("state_dir", old.state_dir, new.state_dir),
+            ("sync.workers", old.sync.workers, new.sync.workers),
+            ("intacct.max_concurrent_requests", old.intacct.max_concurrent_requests,
+             new.intacct.max_concurrent_requests),
+        ) if a != b]
+        if fixed:
+            log.warning("reload_needs_restart", keys=fixed, note="these keep their old values until a restart")
+        self._config = new
+        self.redactor.update(new.secrets() + old.secrets())
+        logs.set_level(new.logging.level)
+        if servicetitan_credentials(new) != servicetitan_credentials(old):
+            self.servicetitan.update_credentials(servicetitan_credentials(new))
+        if intacct_credentials(new) != intacct_credentials(old):
+            self.intacct.update_credentials(intacct_credentials(new))
+        self.intacct_monitor.probe_now.set()  # new credentials, or an operator's nudge: probe at once
+        await self._apply_auto_sync(new)
+        self.poller_wake.set()
+        self.workers.poke()
+        log.info("reloaded", source=new.source)
+        return True
+
+    async def _apply_auto_sync(self, config: Config) -> None:
+        before = await self.store.tenant_settings()
+        after = await self.store.apply_auto_sync(config.settings.auto_sync, datetime.now(UTC))
+        if before is None or (before.auto_sync_on, before.activated_at) != (after.auto_sync_on, after.activated_at):
+            log.info("automatic_sync", on=after.auto_sync_on, activated_at=after.activated_at)
+
+    # ---- small things --------------------------------------------------------------------------------
+
+    async def _watchdog(self) -> None:
+        assert self.notifier.watchdog_interval
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(self.notifier.watchdog_interval)
+
+    def _status_line(self) -> str:
+        return (f"intacct {self.intacct_monitor.state}, servicetitan {self.servicetitan_monitor.state}, "
+                f"http {self._config.http.listen}")
+
+    def _log_transitions(self, transitions: Sequence[Transition]) -> None:
+        tenant = self._config.servicetitan.tenant_id
+        for t in transitions:
+            log.info("record_transition", tenant=tenant, kind=t.key.kind, st_id=t.key.st_id,
+                     **{"from": t.from_state, "to": t.to_state}, reason=t.reason, error=error_text(t.error))
+
+
+async def run(config: Config, config_path: Path | None, *, redactor: logs.Redactor | None = None) -> int:
+    """`st-intacct-sync run`."""
+    return await Daemon(config, config_path=config_path, redactor=redactor).run()
