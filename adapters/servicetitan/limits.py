@@ -1,0 +1,82 @@
+"""Pacing for ServiceTitan calls: a client-side rate cap, backoff with jitter, Retry-After."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+__all__ = ["TokenBucket", "full_jitter", "parse_retry_after", "retry_after_from_title"]
+
+
+class TokenBucket:
+    """Admits at most ``rate`` acquisitions per second on average, with a small burst."""
+
+    def __init__(self, rate: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rate = rate
+        # A quarter second of burst keeps any one-second window under 1.25 x rate, so 40/s stays
+        # well clear of ServiceTitan's 60 calls/s per app and tenant.
+        self._burst = max(1.0, burst if burst is not None else rate / 4)
+        self._tokens = self._burst
+        self._clock = clock
+        self._last = clock()
+        self._lock = asyncio.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        """False when the rate is unlimited (0, negative or infinite)."""
+        return 0 < self._rate < math.inf
+
+    async def acquire(self) -> None:
+        """Wait until one more request fits under the rate."""
+        if not self.enabled:
+            return
+        # The lock queues waiters in arrival order, so none starves.
+        async with self._lock:
+            while True:
+                now = self._clock()
+                self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
+                self._last = now
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self._tokens) / self._rate)
+
+
+def full_jitter(attempt: int, initial: float, maximum: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(maximum, initial * 2**(attempt-1))]."""
+    ceiling = min(maximum, initial * (2 ** max(0, attempt - 1)))
+    return (rng or random).uniform(0.0, ceiling)
+
+
+_SECONDS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+_TITLE_RE = re.compile(r"(\d+(?:\.\d+)?)\s+seconds?\.?\s*$", re.IGNORECASE)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay seconds or HTTP date); None if unusable."""
+    if not value:
+        return None
+    m = _SECONDS_RE.match(value)
+    if m:
+        return float(m.group(1))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def retry_after_from_title(title: str | None) -> float | None:
+    """Seconds from a 429 problem title ending "... N seconds." (what ServiceTitan's body says)."""
+    if not title:
+        return None
+    m = _TITLE_RE.search(title)
+    return float(m.group(1)) if m else None
