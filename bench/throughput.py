@@ -1,0 +1,106 @@
+"""Benchmark: records per second through the whole daemon (DESIGN.md §13, bench/throughput.py).
+
+10,000 new jobs under 500 projects appear in the ServiceTitan simulator; the daemon (a subprocess,
+real PostgreSQL) follows the feed and creates them in the Intacct simulator, whose answers take
+100 ms + 2 ms per function with at most 2 requests of the company in flight. The bound is
+2 × f / (0.1 + 0.002 × f) records/s for f functions per request; the target is 85 % of it, sustained,
+with no duplicate and no loss.
+
+    python bench/throughput.py [--jobs 10000] [--projects 500] [--functions 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+
+from common import bench_stack, wait_until
+
+LATENCY, PER_FUNCTION, CONCURRENCY = 0.1, 0.002, 2
+
+
+def _ids(created: dict[str, int]) -> list[int]:
+    """The ids the simulator's bulk call assigned (consecutive)."""
+    return list(range(created["first_id"], created["last_id"] + 1))
+
+
+def bound(functions: int) -> float:
+    return CONCURRENCY * functions / (LATENCY + PER_FUNCTION * functions)
+
+
+async def run(jobs: int, projects: int, functions: int) -> dict[str, float]:
+    intacct_args = ["--latency", str(LATENCY), "--latency-per-function", str(PER_FUNCTION),
+                    "--max-concurrent", str(CONCURRENCY)]
+    async with bench_stack(intacct_args=intacct_args) as stack:
+        config = stack.config(
+            intacct={"max_concurrent_requests": CONCURRENCY, "max_functions_per_request": functions,
+                     "request_timeout": "60s"},
+            sync={"workers": 4, "lease": "60s"},
+            logging={"format": "json", "level": "warning"},
+        )
+        daemon = await stack.start_daemon(config)
+        total = jobs + projects
+        made = await stack.st.bulk({"customers": [{"name": f"Customer {i}"} for i in range(max(1, projects // 5))]})
+        customer_ids = _ids(made["customers"])
+        made = await stack.st.bulk({"projects": [
+            {"name": f"Project {p}", "customerId": customer_ids[p % len(customer_ids)]} for p in range(projects)]})
+        project_ids = _ids(made["projects"])
+        await stack.st.bulk({"jobs": [
+            {"customerId": customer_ids[j % len(customer_ids)], "projectId": project_ids[j % len(project_ids)]}
+            for j in range(jobs)]})
+        t_created = time.monotonic()
+        samples: list[tuple[float, int]] = []
+
+        async def all_synced() -> bool:
+            queue = (await daemon.status())["queue"]
+            samples.append((time.monotonic(), queue["synced"]))
+            return queue["synced"] >= total
+
+        await wait_until(all_synced, 600, f"{total} synced", interval=0.25)
+        t_done = time.monotonic()
+        listing = await stack.ia.call("GET", "/_sim/projects")
+        ids = [p["PROJECTID"] for p in listing["projects"]]
+        stats = await stack.ia.stats()
+        daemon.proc.stop()
+
+    def time_at(n: int) -> float:
+        return next(t for t, synced in samples if synced >= n)
+
+    t10, t90 = time_at(int(total * 0.1)), time_at(int(total * 0.9))
+    return {
+        "records": total,
+        "overall_rate": total / (t_done - t_created),
+        "sustained_rate": (int(total * 0.9) - int(total * 0.1)) / (t90 - t10),
+        "elapsed_s": t_done - t_created,
+        "intacct_projects": len(ids),
+        "duplicates": len(ids) - len(set(ids)),
+        "lost": total - len(set(ids)),
+        "intacct_requests": stats["requests"],
+        "max_in_flight": stats["max_in_flight"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--projects", type=int, default=500)
+    parser.add_argument("--functions", type=int, default=50, help="intacct.max_functions_per_request")
+    parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.jobs, args.projects, args.functions))
+    b = bound(args.functions)
+    print(f"throughput: {figures['records']} records in {figures['elapsed_s']:.1f} s; "
+          f"sustained {figures['sustained_rate']:.0f} records/s (10%→90%), overall {figures['overall_rate']:.0f}/s")
+    print(f"bound 2×{args.functions}/(0.1+0.002×{args.functions}) = {b:.0f} records/s; "
+          f"sustained ratio {figures['sustained_rate'] / b:.2f} (target ≥ 0.85), "
+          f"overall ratio {figures['overall_rate'] / b:.2f}")
+    print(f"Intacct: {figures['intacct_projects']} projects, duplicates {figures['duplicates']}, "
+          f"lost {figures['lost']}, {figures['intacct_requests']} requests, max in flight {figures['max_in_flight']}")
+    if args.json:
+        print(json.dumps({**figures, "bound": b}))
+
+
+if __name__ == "__main__":
+    main()
