@@ -8,8 +8,10 @@ the next write, so paging through 100,000 rows filters them once, not once per p
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 FIELDS: tuple[str, ...] = ("RECORDNO", "PROJECTID", "NAME", "PROJECTCATEGORY", "PARENTID", "CUSTOMERID", "STATUS")
 WRITABLE: tuple[str, ...] = FIELDS[1:]
@@ -56,6 +58,10 @@ class Project:
     parent_id: str | None
     customer_id: str | None
     status: str
+    # Intacct's audit fields (set by the system, read-only); the control API shows them so that
+    # benchmarks measure when a record really appeared, to the microsecond.
+    when_created: float = 0.0
+    when_modified: float = 0.0
 
     def get(self, field: str) -> str | None:
         """A field's value as Intacct renders it (None for an empty field or an unknown name)."""
@@ -74,7 +80,13 @@ class Project:
             "PARENTID": self.parent_id,
             "CUSTOMERID": self.customer_id,
             "STATUS": self.status,
+            "WHENCREATED": _iso(self.when_created),
+            "WHENMODIFIED": _iso(self.when_modified),
         }
+
+
+def _iso(epoch: float) -> str | None:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z") if epoch else None
 
 
 _ATTRIBUTES = {
@@ -191,7 +203,9 @@ class ProjectStore:
             parent_id=fields.get("PARENTID") or None,
             customer_id=fields.get("CUSTOMERID") or None,
             status=fields.get("STATUS") or "active",
+            when_created=time.time(),
         )
+        project.when_modified = project.when_created
         self._next_recordno += 1
         self.by_id[project_id] = project
         self._changed()
@@ -220,6 +234,7 @@ class ProjectStore:
             project.customer_id = fields["CUSTOMERID"] or None
         if "STATUS" in fields:
             project.status = fields["STATUS"]
+        project.when_modified = time.time()
         self._changed()
         return project
 

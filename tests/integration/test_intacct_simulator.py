@@ -172,7 +172,10 @@ async def test_update_changes_only_sent_fields_and_empty_clears(
         ),
     )
     assert root.findtext("operation/result/status") == "success"
-    assert intacct_sim.projects()["J-1"] == {
+    row = intacct_sim.projects()["J-1"]
+    created, modified = row.pop("WHENCREATED"), row.pop("WHENMODIFIED")
+    assert isinstance(created, str) and isinstance(modified, str) and modified > created  # audit fields
+    assert row == {
         "RECORDNO": 2,
         "PROJECTID": "J-1",
         "NAME": "New & improved",
