@@ -56,6 +56,7 @@ class Poller:
         """Poll forever (cancelled when leadership or the daemon ends)."""
         while True:
             self.wake.clear()  # before polling, so that a reload during the poll is not lost
+            started = time.monotonic()
             config = self._config()
             interval = config.servicetitan.poll_interval.total_seconds()
             if config.settings.auto_sync:
@@ -65,8 +66,11 @@ class Poller:
                     ok = await self.poll_once(activation)
                     if not ok:
                         interval = min(interval, config.intacct.probe_interval.total_seconds())
+            # Polls start every `interval` (not `interval` after the previous one ended), so that a
+            # change waits interval/2 on average however long a poll takes.
+            remaining = max(0.0, started + interval - time.monotonic())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), interval)
+                await asyncio.wait_for(self.wake.wait(), remaining)
 
     async def poll_once(self, activation: datetime) -> bool:
         """Read both feeds to their end; False when ServiceTitan failed us."""

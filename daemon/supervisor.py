@@ -29,6 +29,7 @@ from daemon.http import Reconciler, create_app
 from daemon.leader import lead, lock_key
 from daemon.metrics import Metrics
 from daemon.poller import Poller
+from daemon.reconciler import ReconcileService
 from daemon.records import Transition
 from daemon.sdnotify import Notifier
 from daemon.tasks import TaskSet
@@ -107,9 +108,16 @@ class Daemon:
         await self._apply_auto_sync(config)
         self.intacct_monitor.on_change(self._intacct_changed)
         self.workers = WorkerPool(self.store, self.engine, self.intacct_monitor, self.config, self.dsn)
+        # Work enqueued in this process wakes the workers at once, without the NOTIFY round trip.
+        self.store.on_transitions(
+            lambda ts: self.workers.poke() if any(t.to_state == "pending" for t in ts) else None
+        )
         self.poller_wake = asyncio.Event()
         self.poller = Poller(self.store, self.servicetitan, self.ingestor, self.servicetitan_monitor, self.config,
                              self.poller_wake)
+        reconciler = ReconcileService.from_toolkit(kit, redactor=self.redactor)
+        stack.push_async_callback(reconciler.aclose)  # after the HTTP server closes: cancels its runs
+        self.reconciler = reconciler
         self.notifier.status("checking the ServiceTitan and Intacct connections")
         await self._first_probe()
 
@@ -125,8 +133,9 @@ class Daemon:
         self.tasks.spawn("heartbeat", self.workers.heartbeat())
         self.tasks.spawn("listen", self.workers.listen())
         self.tasks.spawn("intacct-probe", self._probe_loop())
+        every = self._leader_retry()
         self.tasks.spawn("leader", lead(self.dsn, lock_key("leader", config.servicetitan.tenant_id), "leader",
-                                        self._lead, retry_every=self._leader_retry()))
+                                        self._lead, retry_every=every, check_every=every))
         self.tasks.spawn("reload", self._reload_loop())
         if self.notifier.watchdog_interval:
             self.tasks.spawn("watchdog", self._watchdog())
@@ -135,7 +144,9 @@ class Daemon:
                  intacct=self.intacct_monitor.state, servicetitan=self.servicetitan_monitor.state)
 
     def _leader_retry(self) -> float:
-        # Followers try often enough that one takes over well within two leases of the leader's death.
+        # Followers try often enough that one takes over well within two leases of the leader's death,
+        # and the leader checks its lock's session as often, so that a leader whose session the server
+        # ended (and whose lock another replica may already hold) steps down just as fast.
         return max(0.5, min(5.0, self._config.sync.lease.total_seconds() / 4))
 
     async def _serve(self) -> int:

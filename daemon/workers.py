@@ -62,9 +62,8 @@ class WorkerPool:
                 await self._wait_usable()
                 continue
             try:
-                batch = await self.store.claim_batch(
-                    self.engine.owner, config.intacct.max_functions_per_request, config.sync.lease
-                )
+                batch = await self.store.claim_batch(self.engine.owner, await self._claim_size(config),
+                                                     config.sync.lease)
             except DB_ERRORS as exc:
                 log.warning("claim_failed", worker=index, error=f"{type(exc).__name__}: {exc}")
                 await self._idle(1.0)
@@ -94,6 +93,19 @@ class WorkerPool:
             with contextlib.suppress(*DB_ERRORS):
                 await self.store.release(self.engine.owner, batch, verify_first=True)
             await asyncio.sleep(1.0)
+
+    async def _claim_size(self, config: Config) -> int:
+        """A full request when work is plentiful; otherwise smaller requests that finish sooner.
+
+        A request's time grows with its functions (Intacct takes ~2 ms each on top of its fixed
+        cost), so with 75 records ready and 2 free request slots, three requests of 25 — two at
+        once, the third waiting at the semaphore for the first free slot — get two thirds of the
+        records into Intacct sooner than two requests of 38, with no slot ever idle.
+        """
+        most = config.intacct.max_functions_per_request
+        free = max(0, config.intacct.max_concurrent_requests - self.in_flight)
+        ready = await self.store.count_ready(most * (free + 1))
+        return max(1, min(most, -(-ready // (free + 1))))
 
     async def _sleep_for(self) -> float:
         try:

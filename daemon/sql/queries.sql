@@ -76,7 +76,7 @@ WITH picked AS (
     WHERE tenant_id = $1 AND kind = 'project' AND state = 'pending'
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
       AND ($6::bigint[] IS NULL OR st_id = ANY($6::bigint[]))
-    ORDER BY priority DESC, state_changed_at
+    ORDER BY priority DESC, state_changed_at, st_modified_on
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
@@ -105,7 +105,7 @@ WITH picked AS (
             WHERE p.tenant_id = j.tenant_id AND p.kind = 'project' AND p.st_id = j.st_project_id
               AND ((p.synced_fields ->> 'PROJECTID') = j.parent_project_id
                    OR (p.state = 'syncing' AND p.claim_id = $5))))
-    ORDER BY j.priority DESC, j.state_changed_at
+    ORDER BY j.priority DESC, j.state_changed_at, j.st_modified_on
     LIMIT $2
     FOR UPDATE OF j SKIP LOCKED
 ), claimed AS (
@@ -120,6 +120,14 @@ WITH picked AS (
     SELECT tenant_id, kind, st_id, 'pending', 'syncing', 'claimed by ' || $3 FROM claimed
 )
 SELECT * FROM claimed ORDER BY priority DESC, st_id;
+
+-- name: count_ready
+-- How many records are ready to claim, counted up to $2 (enough to size the next claim).
+SELECT count(*) AS n FROM (
+    SELECT 1 FROM records
+    WHERE tenant_id = $1 AND state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+    LIMIT $2
+) ready;
 
 -- name: renew_leases
 UPDATE records SET lease_expires_at = now() + make_interval(secs => $3)
@@ -346,23 +354,35 @@ WHERE tenant_id = $1;
 DELETE FROM record_history WHERE tenant_id = $1 AND at < now() - make_interval(days => $2);
 
 -- name: create_reconcile_run
+-- Only ever inserted by the holder of the tenant's reconcile advisory lock.
 INSERT INTO reconcile_runs (tenant_id, status, trigger, scope, repair, period_start)
 VALUES ($1, 'running', $2, $3, $4, $5)
 RETURNING id, started_at;
 
+-- name: fail_stale_reconcile_runs
+-- Runs left `running` by a process that died. Called by the holder of the advisory lock, so no
+-- other run of the tenant can be in progress.
+UPDATE reconcile_runs SET status = 'failed', finished_at = now(), error = $2
+WHERE tenant_id = $1 AND status = 'running';
+
+-- name: running_reconcile_run
+SELECT id FROM reconcile_runs WHERE tenant_id = $1 AND status = 'running' ORDER BY id DESC LIMIT 1;
+
 -- name: finish_reconcile_run
 UPDATE reconcile_runs SET status = $3, finished_at = now(), counts = $4::jsonb, exceptions = $5,
-       timings = $6::jsonb, error = $7
-WHERE tenant_id = $1 AND id = $2;
+       timings = $6::jsonb, error = $7, summary = $8::jsonb
+WHERE tenant_id = $1 AND id = $2
+RETURNING finished_at;
 
 -- name: insert_reconcile_exceptions
 INSERT INTO reconcile_exceptions (run_id, seq, class, kind, st_id, st_number, st_name,
-                                  intacct_project_id, intacct_name, detail, action, since)
+                                  intacct_project_id, intacct_name, detail, action, since, needs_attention)
 SELECT $1, v.seq, v.class, v.kind, v.st_id, v.st_number, v.st_name, v.intacct_project_id, v.intacct_name,
-       v.detail, v.action, v.since
+       v.detail, v.action, v.since, v.needs_attention
 FROM unnest($2::integer[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[],
-            $9::text[], $10::text[], $11::text[], $12::timestamptz[])
-     AS v(seq, class, kind, st_id, st_number, st_name, intacct_project_id, intacct_name, detail, action, since);
+            $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::boolean[])
+     AS v(seq, class, kind, st_id, st_number, st_name, intacct_project_id, intacct_name, detail, action, since,
+          needs_attention);
 
 -- name: set_reconcile_report
 UPDATE reconcile_runs SET report_sent_at = $3, report_error = $4 WHERE tenant_id = $1 AND id = $2;
@@ -370,8 +390,42 @@ UPDATE reconcile_runs SET report_sent_at = $3, report_error = $4 WHERE tenant_id
 -- name: latest_reconcile_run
 SELECT * FROM reconcile_runs WHERE tenant_id = $1 AND status <> 'running' ORDER BY id DESC LIMIT 1;
 
+-- name: newest_reconcile_run
+-- The last run started, whatever its status (the scheduler counts the interval from it).
+SELECT * FROM reconcile_runs WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1;
+
 -- name: get_reconcile_run
 SELECT * FROM reconcile_runs WHERE tenant_id = $1 AND id = $2;
 
 -- name: reconcile_exceptions
 SELECT * FROM reconcile_exceptions WHERE run_id = $1 ORDER BY seq LIMIT $2;
+
+-- name: reconcile_exceptions_since
+-- When each exception of a run was first reported, to carry the age over to the next run.
+SELECT class, kind, st_id, intacct_project_id, since FROM reconcile_exceptions WHERE run_id = $1;
+
+-- name: prune_reconcile_runs
+-- Keep the newest $2 runs of the tenant (their exceptions go with them).
+DELETE FROM reconcile_runs
+WHERE tenant_id = $1 AND id < (SELECT min(id) FROM (SELECT id FROM reconcile_runs WHERE tenant_id = $1
+                                                    ORDER BY id DESC LIMIT $2) newest);
+
+-- name: reconcile_tracked
+-- What a reconciliation needs of the tracked records among a page of ST ids of one kind.
+SELECT st_id, state, st_customer_id, st_customer_name, st_active, desired_hash, intacct_project_id,
+       last_error, state_changed_at
+FROM records WHERE tenant_id = $1 AND kind = $2 AND st_id = ANY($3::bigint[]);
+
+-- name: tracked_intacct_ids
+-- Which of these Intacct PROJECTIDs a tracked record owns (not orphans: ST listed them after us).
+SELECT DISTINCT intacct_project_id FROM records WHERE tenant_id = $1 AND intacct_project_id = ANY($2::text[]);
+
+-- name: try_advisory_lock
+-- Session advisory locks, held on a dedicated connection (reconcile runs are serialised per tenant).
+SELECT pg_try_advisory_lock($1);
+
+-- name: advisory_lock
+SELECT pg_advisory_lock($1);
+
+-- name: advisory_unlock
+SELECT pg_advisory_unlock($1);

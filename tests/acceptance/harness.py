@@ -84,7 +84,8 @@ class Process:
             self._log.close()
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     async def wait_exit(self, timeout: float) -> int:
