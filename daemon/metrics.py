@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from daemon.records import Transition
 from statemachine import STORED_STATES
 
 PREFIX = "st_intacct_sync"
+# The *_created series double the output for no operator value.
+disable_created_metrics()
 
 
 class Metrics:

@@ -53,7 +53,9 @@ CREATE TABLE record_history (
     tenant_id   bigint      NOT NULL,
     kind        text        NOT NULL,
     st_id       bigint      NOT NULL,
-    at          timestamptz NOT NULL DEFAULT now(),
+    -- clock_timestamp, not now(): a claim's transaction may start before the insert it then sees
+    -- commits, and the history must read in the order things happened.
+    at          timestamptz NOT NULL DEFAULT clock_timestamp(),
     from_state  text,
     to_state    text        NOT NULL,
     reason      text        NOT NULL,
