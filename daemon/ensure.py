@@ -116,7 +116,11 @@ class ExportGate:
             if not open_keys or time.monotonic() >= deadline:
                 return self._outcome(keys, records)
             if not self.intacct_monitor.usable:
-                await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error")
+                # The queue holds while Intacct is in error: these wait with the rest, and the
+                # answer says so as soon as they are blocked (a claim in flight elsewhere ends soon).
+                if await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error"):
+                    continue
+                await self.waiters.wait(open_keys, min(0.25, max(0.0, deadline - time.monotonic())))
                 continue
             wanted = self._with_parents(open_keys, records)
             if not boosted:
