@@ -73,8 +73,16 @@ def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-repair", action="store_true", help="report drift without enqueuing repairs")
 
 
+def _demo(args: argparse.Namespace) -> int:
+    # Imported on use: the demo pulls in both simulators, which no other command needs.
+    from daemon import demo
+
+    return demo.run(args)
+
+
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="HTTP address")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary state directory (log, database)")
 
 
 COMMANDS: dict[str, Command] = {
@@ -85,8 +93,9 @@ COMMANDS: dict[str, Command] = {
     "sync": Command("sync one record now and print its final state", commands.sync, _sync_arguments),
     "backfill": Command("enqueue ServiceTitan records modified since a date", commands.backfill, _backfill_arguments),
     "retry": Command("move failed records back to pending", commands.retry, _retry_arguments),
-    "reconcile": Command("run one reconciliation now and print the summary", _not_implemented, _reconcile_arguments),
-    "demo": Command("run the daemon against the simulators with sample data", _not_implemented, _demo_arguments),
+    "reconcile": Command("run one reconciliation now and print the summary; exit 3 when exceptions remain (failed, "
+                         "blocked, orphans, drift not queued for repair)", commands.reconcile, _reconcile_arguments),
+    "demo": Command("run the daemon against the simulators with sample data", _demo, _demo_arguments),
 }
 
 

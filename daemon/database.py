@@ -62,9 +62,18 @@ def start_embedded(state_dir: Path) -> Any:
             "database.dsn is 'embedded' but the pgserver package is not installed "
             "(pip install 'st-intacct-sync[embedded]')"
         ) from exc
-    path = state_dir / "postgres"
+    path = (state_dir / "postgres").resolve()
     path.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(path, cleanup_mode="stop")
+    try:
+        return pgserver.get_server(path, cleanup_mode="stop")
+    except RuntimeError as exc:
+        if "socket" in str(exc):
+            # A Unix socket path may not exceed ~107 bytes; PostgreSQL puts its socket in the data dir.
+            raise DatabaseUnavailable(
+                f"the embedded PostgreSQL cannot open its socket under {path} ({len(str(path))} characters): "
+                "choose a shorter state_dir"
+            ) from None
+        raise
 
 
 @contextlib.asynccontextmanager
