@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -39,6 +40,13 @@ async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int
         tries += 1
         try:
             conn = await asyncpg.connect(dsn, timeout=10)
+        except asyncpg.InvalidCatalogNameError:
+            # The server answers but the database is missing (a first install): create it once.
+            await _create_database(dsn)
+            continue
+        except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
+            # Not something waiting fixes: say so instead of retrying forever.
+            raise DatabaseUnavailable(f"{_masked(dsn)}: the server refused the login: {exc}") from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             if attempts is not None and tries >= attempts:
                 raise DatabaseUnavailable(f"{_masked(dsn)}: {type(exc).__name__}: {exc}") from None
@@ -51,6 +59,30 @@ async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int
             continue
         await conn.close()
         return
+
+
+async def _create_database(dsn: str) -> None:
+    """CREATE DATABASE for `dsn`, through the server's `postgres` maintenance database."""
+    parts = urlsplit(dsn)
+    name = unquote(parts.path.lstrip("/"))
+    if not name or parts.scheme not in ("postgres", "postgresql"):
+        raise DatabaseUnavailable(f"{_masked(dsn)}: the database does not exist")
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    try:
+        conn = await asyncpg.connect(maintenance, timeout=10)
+        try:
+            quoted = '"' + name.replace('"', '""') + '"'
+            await conn.execute(f"CREATE DATABASE {quoted}")
+        finally:
+            await conn.close()
+    except asyncpg.DuplicateDatabaseError:
+        return  # another replica created it meanwhile
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise DatabaseUnavailable(
+            f"{_masked(dsn)}: the database {name!r} does not exist and could not be created ({exc}); "
+            f"create it (createdb {name}) or give the role CREATEDB"
+        ) from None
+    log.info("database_created", database=name)
 
 
 def start_embedded(state_dir: Path) -> Any:
