@@ -20,6 +20,22 @@ from daemon import logs
 
 log = logs.get("st_intacct_sync.leader")
 
+# What ends a term of leadership without being a bug: the lock's session, or the work's database, failed.
+CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+def _connection_failure(exc: BaseException) -> bool:
+    """Whether `exc` is a connection error, or a group (from the work's TaskGroup) of nothing else."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_connection_failure(e) for e in exc.exceptions)
+    return isinstance(exc, CONNECTION_ERRORS)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
+
 
 def lock_key(role: str, tenant_id: int) -> int:
     """A stable 63-bit advisory lock key for (role, tenant)."""
@@ -38,11 +54,12 @@ async def lead(
 ) -> None:
     """Run `work()` whenever this process holds the lock `key`; never returns unless cancelled."""
     connect = connect or (lambda d: asyncpg.connect(d, timeout=10))
+    timeout = max(check_every, 2.0)  # for one trivial query; shorter would step down on a busy server
     while True:
         conn: asyncpg.Connection | None = None
         try:
             conn = await connect(dsn)
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key, timeout=timeout):
                 await asyncio.sleep(retry_every)
             log.info("leadership_acquired", role=role)
             task = asyncio.create_task(work(), name=f"{role}-work")
@@ -50,7 +67,9 @@ async def lead(
                 while not task.done():
                     await asyncio.wait({task}, timeout=check_every)
                     if not task.done():
-                        await conn.fetchval("SELECT 1")  # raises when the session is gone
+                        # Raises when the session is gone; the timeout also catches a silent network
+                        # partition, after which the server may soon end the session and free the lock.
+                        await conn.fetchval("SELECT 1", timeout=timeout)
                 task.result()  # the work ended on its own: a bug, or an error it could not handle
                 raise RuntimeError(f"{role} stopped unexpectedly")
             finally:
@@ -58,8 +77,12 @@ async def lead(
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("leadership_connection_lost", role=role, error=f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            # The work runs its parts in a TaskGroup: a database error there arrives as an
+            # ExceptionGroup, and means the same as losing the lock's own connection (step down, retry).
+            if not _connection_failure(exc):
+                raise
+            log.warning("leadership_connection_lost", role=role, error=_describe(exc))
             await asyncio.sleep(min(retry_every, 2.0))
         finally:
             if conn is not None:

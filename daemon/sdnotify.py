@@ -10,16 +10,25 @@ import os
 import socket
 import time
 
+from daemon import logs
+
+log = logs.get("st_intacct_sync.sdnotify")
+
+SEND_TIMEOUT = 2.0  # seconds: a busy service manager may delay a datagram, never stall the event loop
+
 
 class Notifier:
     """Sends READY/RELOADING/STOPPING/WATCHDOG/STATUS to systemd when run under Type=notify."""
 
     def __init__(self, address: str | None = None) -> None:
         self.address = address if address is not None else os.environ.get("NOTIFY_SOCKET")
-        watchdog_usec = os.environ.get("WATCHDOG_USEC")
+        watchdog_usec = os.environ.get("WATCHDOG_USEC", "")
         watchdog_pid = os.environ.get("WATCHDOG_PID")
         self.watchdog_interval: float | None = None
-        if watchdog_usec and (not watchdog_pid or watchdog_pid == str(os.getpid())):
+        self._failed = False
+        # As sd_watchdog_enabled(3): a value that is not a positive integer, or meant for another
+        # process (WATCHDOG_PID), leaves the watchdog off rather than stopping the daemon.
+        if watchdog_usec.isdigit() and int(watchdog_usec) > 0 and watchdog_pid in (None, "", str(os.getpid())):
             # Half the timeout, as sd_watchdog_enabled(3) recommends.
             self.watchdog_interval = int(watchdog_usec) / 1_000_000 / 2
 
@@ -28,19 +37,31 @@ class Notifier:
         return bool(self.address)
 
     def send(self, *fields: str) -> bool:
-        """Send one notification (fields joined by newlines); False when not under systemd."""
+        """Send one notification (fields joined by newlines); False when not under systemd or not sent.
+
+        Like sd_notify(3), a failure is reported, never raised: the daemon must not stop (or skip its
+        drain) because the service manager went away or the variable points nowhere.
+        """
         if not self.address:
             return False
         address = self.address
         if address.startswith("@"):  # abstract namespace socket
             address = "\0" + address[1:]
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            sock.connect(address)
-            sock.sendall("\n".join(fields).encode())
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.settimeout(SEND_TIMEOUT)
+                sock.connect(address)
+                sock.sendall("\n".join(fields).encode())
+        except (OSError, ValueError) as exc:  # ValueError: a NUL inside a path
+            if not self._failed:  # once: a watchdog every few seconds must not flood the log
+                log.warning("sd_notify_failed", socket=self.address, error=f"{type(exc).__name__}: {exc}")
+            self._failed = True
+            return False
+        self._failed = False
         return True
 
     def ready(self, status: str = "") -> bool:
-        return self.send("READY=1", *([f"STATUS={status}"] if status else []))
+        return self.send("READY=1", *([f"STATUS={' '.join(status.splitlines())}"] if status else []))
 
     def reloading(self) -> bool:
         # systemd ≥ 253 (Type=notify-reload) wants the monotonic time of the reload request.
@@ -54,4 +75,5 @@ class Notifier:
         return self.send("WATCHDOG=1")
 
     def status(self, text: str) -> bool:
-        return self.send(f"STATUS={text}")
+        # One line: a newline would start another field of the message.
+        return self.send(f"STATUS={' '.join(text.splitlines())}")

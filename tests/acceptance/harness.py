@@ -70,9 +70,10 @@ class Process:
         """kill -9: no chance to clean up."""
         self.signal(signal.SIGKILL)
         self.proc.wait(10)
+        self._log.close()
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM and wait; kill after `timeout`."""
+        """SIGTERM and wait; kill after `timeout` (a process already gone just reports its code)."""
         self.signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
@@ -82,6 +83,9 @@ class Process:
             raise AssertionError(f"{self.args[:4]} did not stop within {timeout}s of SIGTERM") from None
         finally:
             self._log.close()
+
+    def close_log(self) -> None:
+        self._log.close()
 
     def output(self) -> str:
         if not self._log.closed:
@@ -266,6 +270,7 @@ class Stack:
             if proc.proc.poll() is None:
                 with contextlib.suppress(AssertionError):
                     proc.stop(30)
+            proc.close_log()
 
 
 @dataclass
