@@ -21,7 +21,9 @@ from daemon import logs
 log = logs.get("st_intacct_sync.leader")
 
 # What ends a term of leadership without being a bug: the lock's session, or the work's database, failed.
-CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError: asyncpg's answer when the server ends the session in the middle of an operation.
+CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                     TimeoutError)
 
 
 def _connection_failure(exc: BaseException) -> bool:

@@ -7,6 +7,7 @@ Rows become frozen dataclasses (`daemon.records`) the moment they are read; SQL 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -42,6 +43,16 @@ def notify_channel(tenant_id: int) -> str:
 def _keys(keys: Iterable[RecordKey]) -> tuple[list[str], list[int]]:
     keys = list(keys)
     return [k.kind for k in keys], [k.st_id for k in keys]
+
+
+# PostgreSQL text holds neither NUL nor a lone surrogate (not encodable as UTF-8); ServiceTitan's JSON may
+# carry both. One such name must not make a whole feed page unstorable (the feed would stop there).
+_NOT_STORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(text: str | None) -> str | None:
+    """ServiceTitan text as PostgreSQL can keep it; what goes is what the naming rules remove anyway."""
+    return None if text is None else _NOT_STORABLE.sub("", text)
 
 
 def _dumps(value: Any) -> str | None:
@@ -150,10 +161,10 @@ class Store:
         return [
             [r.kind for r in rows],
             [r.st_id for r in rows],
-            [r.number for r in rows],
-            [r.name for r in rows],
+            [_storable(r.number) for r in rows],
+            [_storable(r.name) for r in rows],
             [r.customer_id for r in rows],
-            [r.customer_name for r in rows],
+            [_storable(r.customer_name) for r in rows],
             [r.project_id for r in rows],
             [r.active for r in rows],
             [r.created_on for r in rows],
@@ -216,10 +227,11 @@ class Store:
         async with self.pool.acquire() as conn:
             return int(await conn.fetchval(Q["count_ready"], self.tenant_id, cap))
 
-    async def renew_leases(self, owner: str, lease: timedelta) -> int:
-        """Heartbeat: push back the expiry of every lease `owner` holds."""
+    async def renew_leases(self, owner: str, lease: timedelta, keys: Iterable[RecordKey] | None = None) -> int:
+        """Heartbeat: push back the expiry of `owner`'s leases on `keys` (None: every lease it holds)."""
+        kinds, ids = _keys(keys) if keys is not None else (None, None)
         async with self.pool.acquire() as conn:
-            status = await conn.execute(Q["renew_leases"], self.tenant_id, owner, lease.total_seconds())
+            status = await conn.execute(Q["renew_leases"], self.tenant_id, owner, lease.total_seconds(), kinds, ids)
         return int(status.split()[-1])
 
     async def release_owner(self, owner: str) -> int:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 
 from daemon import logs
@@ -30,11 +29,12 @@ from daemon.leader import lead, lock_key
 from daemon.metrics import Metrics
 from daemon.poller import Poller
 from daemon.reconciler import ReconcileService
-from daemon.records import Transition
+from daemon.records import Transition, iso
 from daemon.sdnotify import Notifier
 from daemon.tasks import TaskSet
 from daemon.toolkit import new_owner, open_toolkit
-from daemon.workers import WorkerPool
+from daemon.workers import DB_ERRORS, WorkerPool
+from statemachine import State
 
 log = logs.get("st_intacct_sync.supervisor")
 
@@ -70,7 +70,7 @@ class Daemon:
         try:
             async with self.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("SELECT 1", timeout=2)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        except DB_ERRORS:
             return False
         return True
 
@@ -170,7 +170,7 @@ class Daemon:
         self.workers.stopping.set()
         drain = min(config.intacct.request_timeout.total_seconds() + 5, 90.0)
         await self.tasks.stop(*self.tasks.names("worker-"), timeout=drain)
-        with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        with contextlib.suppress(*DB_ERRORS):
             released = await self.store.release_owner(self.owner)
             if released:
                 log.info("leases_released", count=released)
@@ -205,33 +205,49 @@ class Daemon:
                              probe(self.intacct_monitor, self.intacct.probe))
 
     async def _intacct_changed(self, state: str, error: dict[str, Any] | None) -> None:
-        log.warning("connection_state", system="intacct", state=state, error=error_text(error)) if state == ERROR \
-            else log.info("connection_state", system="intacct", state=state)
         if state == ERROR:
-            await self.store.block_pending(error or {}, "connection error")
-        elif state == OK:
-            n = await self.store.unblock_all()
-            if n:
-                log.info("blocked_records_resumed", count=n)
-            self.workers.poke()
+            log.warning("connection_state", system="intacct", state=state, error=error_text(error))
+        else:
+            log.info("connection_state", system="intacct", state=state)
+        try:
+            if state == ERROR:
+                await self.store.block_pending(error or {}, "connection error")
+            elif state == OK:
+                await self._resume_blocked()
+        except DB_ERRORS as exc:
+            # The probe loop sweeps again every probe_interval: nothing stays blocked for good.
+            log.warning("connection_state_not_stored", error=f"{type(exc).__name__}: {exc}")
+
+    async def _resume_blocked(self) -> None:
+        n = await self.store.unblock_all()
+        if n:
+            log.info("blocked_records_resumed", count=n)
+        self.workers.poke()
 
     async def _probe_loop(self) -> None:
-        """While Intacct is in error: probe every probe_interval (at once after a reload)."""
+        """Every probe_interval (at once after a reload): while Intacct is in error, probe it; while it
+        is fine, resume any record still blocked (one blocked by a request racing the recovery, or
+        whose unblocking a database hiccup interrupted)."""
         while True:
             interval = self._config.intacct.probe_interval.total_seconds()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.intacct_monitor.probe_now.wait(), interval)
             self.intacct_monitor.probe_now.clear()
-            if self.intacct_monitor.state != ERROR:
-                continue
             try:
-                await self.intacct.probe()
-            except Exception as exc:
-                await self.intacct_monitor.failed(exc)
-                # New records that arrived meanwhile wait with the others.
-                await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error")
-            else:
-                await self.intacct_monitor.succeeded()
+                if self.intacct_monitor.state != ERROR:
+                    if (await self.store.counts())[State.BLOCKED.value]:
+                        await self._resume_blocked()
+                    continue
+                try:
+                    await self.intacct.probe()
+                except Exception as exc:
+                    await self.intacct_monitor.failed(exc)
+                    # New records that arrived meanwhile wait with the others.
+                    await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error")
+                else:
+                    await self.intacct_monitor.succeeded()
+            except DB_ERRORS as exc:
+                log.warning("probe_cycle_failed", error=f"{type(exc).__name__}: {exc}")
 
     # ---- reload ----------------------------------------------------------------------------------
 
@@ -285,7 +301,7 @@ class Daemon:
         before = await self.store.tenant_settings()
         after = await self.store.apply_auto_sync(config.settings.auto_sync, datetime.now(UTC))
         if before is None or (before.auto_sync_on, before.activated_at) != (after.auto_sync_on, after.activated_at):
-            log.info("automatic_sync", on=after.auto_sync_on, activated_at=after.activated_at)
+            log.info("automatic_sync", on=after.auto_sync_on, activated_at=iso(after.activated_at))
 
     # ---- small things --------------------------------------------------------------------------------
 

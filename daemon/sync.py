@@ -51,6 +51,14 @@ class _Plan:
 class _Outcomes:
     synced: list[Synced] = field(default_factory=list)
     finished: list[Finished] = field(default_factory=list)
+    # The batch's projects by key: PROJECTID. A job claimed with its parent may be sent only once the
+    # parent has landed, or in the same request behind it (claim_jobs relies on exactly that).
+    projects: dict[RecordKey, str] = field(default_factory=dict)
+
+    def unsettled_parents(self) -> set[str]:
+        """PROJECTIDs of the batch's projects not (yet) known to exist in Intacct as desired."""
+        landed = {s.key for s in self.synced}
+        return {pid for key, pid in self.projects.items() if key not in landed}
 
 
 class SyncEngine:
@@ -74,21 +82,31 @@ class SyncEngine:
         self._policy = policy
         self._max_functions = max_functions
         self._rng = rng or random.Random()
+        self._working: set[RecordKey] = set()  # claims inside process(): the heartbeat renews these only
+
+    def working_on(self) -> list[RecordKey]:
+        """The claimed records this engine is syncing right now (workers and export gating alike)."""
+        return sorted(self._working)
 
     async def process(self, records: Sequence[Record], *, priority: bool = False) -> dict[RecordKey, State]:
         """Sync a claimed batch; returns the state each record landed in."""
-        out = _Outcomes()
-        plans = await self._initial_plans(list(records), out, priority)
-        for _ in range(MAX_ROUNDS):
-            if not plans:
-                break
-            plans = await self._round(plans, out, priority)
-        for plan in plans:  # a chain longer than any legitimate one: try again later
-            self._transient(out, plan, {"class": "transient", "errorno": None,
-                                        "description": "no stable answer from Intacct", "description2": None,
-                                        "correction": None})
-        landed = await self.store.mark_synced(self.owner, out.synced)
-        landed.update(await self.store.finish(self.owner, out.finished))
+        keys = {r.key for r in records}
+        self._working |= keys
+        try:
+            out = _Outcomes(projects={r.key: r.intacct_project_id for r in records if r.kind == "project"})
+            plans = await self._initial_plans(list(records), out, priority)
+            for _ in range(MAX_ROUNDS):
+                if not plans:
+                    break
+                plans = await self._round(plans, out, priority)
+            for plan in plans:  # a chain longer than any legitimate one: try again later
+                self._transient(out, plan, {"class": "transient", "errorno": None,
+                                            "description": "no stable answer from Intacct", "description2": None,
+                                            "correction": None})
+            landed = await self.store.mark_synced(self.owner, out.synced)
+            landed.update(await self.store.finish(self.owner, out.finished))
+        finally:
+            self._working -= keys
         lost = {r.key for r in records} - set(landed)
         if lost:
             log.warning("claims_lost", count=len(lost), records=[str(k) for k in sorted(lost)][:20],
@@ -164,8 +182,35 @@ class SyncEngine:
         writes.sort(key=lambda p: (p.record.kind != "project", p.record.st_id))
         size = max(1, self._max_functions())
         for start in range(0, len(writes), size):
-            follow += await self._send(writes[start : start + size], out, priority)
+            ready = self._parents_ready(writes[start : start + size], out, follow)
+            if ready:
+                follow += await self._send(ready, out, priority)
         return follow
+
+    def _parents_ready(self, chunk: list[_Plan], out: _Outcomes, follow: list[_Plan]) -> list[_Plan]:
+        """The plans of `chunk` that may go now; jobs whose parent (of this batch) has not landed wait.
+
+        Such a job travels on with its parent when the parent still has a step to go (a read, or a
+        create after "non-existing"), else it goes back to pending until the parent is synced: sent
+        now, Intacct would refuse its PARENTID and the record would fail for nothing.
+        """
+        unsettled = out.unsettled_parents()
+        if not unsettled:
+            return chunk
+        in_chunk = {p.project_id for p in chunk if p.record.kind == "project"}
+        in_play = {p.project_id for p in follow if p.record.kind == "project"}
+        ready: list[_Plan] = []
+        for plan in chunk:
+            r = plan.record
+            parent = r.parent_project_id if r.kind == "job" else None
+            if parent is None or parent not in unsettled or parent in in_chunk:
+                ready.append(plan)
+            elif parent in in_play:
+                follow.append(plan)
+            else:
+                out.finished.append(Finished(r.key, State.PENDING, f"waiting for parent project {parent}",
+                                             r.desired_hash, delay_s=1.0, refund_attempt=True))
+        return ready
 
     async def _send(self, plans: list[_Plan], out: _Outcomes, priority: bool) -> list[_Plan]:
         functions = [self._function(p, i) for i, p in enumerate(plans)]
@@ -223,23 +268,31 @@ class SyncEngine:
     # ---- failures --------------------------------------------------------------------------------
 
     def _transient(self, out: _Outcomes, plan: _Plan, error: dict[str, Any], *, verify: bool = False,
-                   retry_after: float | None = None) -> None:
+                   retry_after: float | None = None, charge: bool = True) -> None:
+        """Back to pending after a backoff, or failed once the attempts are spent.
+
+        `charge=False` is for a whole request Intacct turned away before running anything (rate or
+        concurrency limits): the record was not attempted, so it keeps its budget; if Intacct keeps
+        refusing, the connection monitor calls it an outage and the queue waits blocked instead.
+        """
         r = plan.record
         policy = self._policy()
-        if policy.after_transient(r.attempts) is Trigger.FAIL:
+        if charge and policy.after_transient(r.attempts) is Trigger.FAIL:
             out.finished.append(Finished(r.key, State.FAILED, f"transient errors: {r.attempts} attempts exhausted",
                                          r.desired_hash, error=error, verify_first=verify))
             return
         delay = max(policy.delay(r.attempts, self._rng), retry_after or 0.0)
-        out.finished.append(Finished(r.key, State.PENDING, "transient error, will retry", r.desired_hash,
-                                     error=error, delay_s=delay, verify_first=verify))
+        reason = "transient error, will retry" if charge else "turned away by Intacct (nothing ran), will retry"
+        out.finished.append(Finished(r.key, State.PENDING, reason, r.desired_hash, error=error, delay_s=delay,
+                                     verify_first=verify, refund_attempt=not charge))
 
     async def _request_failed(self, plans: Sequence[_Plan], exc: AdapterError, out: _Outcomes) -> None:
         """A whole request failed: classify once, end every record it carried accordingly."""
         error = safe_error(exc)
         await self.monitor.failed(exc)
-        log.warning("intacct_request_failed", error_class=error["class"], error=error["description"],
-                    records=len(plans))
+        # All the texts: "too many operations" comes with an empty description and the words in description2.
+        text = " ".join(str(error[k]) for k in ("errorno", "description", "description2") if error.get(k))
+        log.warning("intacct_request_failed", error_class=error["class"], error=text, records=len(plans))
         for plan in plans:
             r = plan.record
             if isinstance(exc, ConnectionFailure) or not self.monitor.usable:
@@ -251,7 +304,7 @@ class SyncEngine:
             elif isinstance(exc, TransientError):
                 # A lost answer may hide a create that landed: read before creating again.
                 self._transient(out, plan, error, verify=exc.outcome_unknown and plan.op == "create",
-                                retry_after=exc.retry_after)
+                                retry_after=exc.retry_after, charge=exc.outcome_unknown)
             else:
                 out.finished.append(Finished(r.key, State.FAILED, "refused by Intacct", r.desired_hash,
                                              error=error))

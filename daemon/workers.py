@@ -24,7 +24,9 @@ from daemon.sync import SyncEngine
 log = logs.get("st_intacct_sync.workers")
 
 FALLBACK_POLL = 5.0  # seconds between claims when no NOTIFY arrives (lost notifications, other replicas)
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError: what asyncpg raises when the server ends the session in the middle of an
+# operation ("cannot switch to state 12; another operation is in progress"), e.g. a restart.
+DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
 
 
 class WorkerPool:
@@ -141,7 +143,10 @@ class WorkerPool:
             lease = self._config().sync.lease
             await asyncio.sleep(max(0.2, lease.total_seconds() / 3))
             try:
-                await self.store.renew_leases(self.engine.owner, lease)
+                # Only the claims still being worked on: a batch whose results could not be stored
+                # (the database restarted under it) must expire like a dead worker's, and be read
+                # before any create, instead of staying `syncing` as long as this process lives.
+                await self.store.renew_leases(self.engine.owner, lease, self.engine.working_on())
                 expired = await self.store.expire_leases()
                 if expired:
                     log.warning("leases_expired", count=expired)

@@ -305,7 +305,9 @@ def parse_response(body: bytes) -> ParsedResponse:
     """Parse a gateway response; a hostile or broken document raises PermanentError."""
     try:
         root = DefusedET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ET.ParseError, DefusedXmlException) as exc:
+    except (ET.ParseError, DefusedXmlException, ValueError, LookupError) as exc:
+        # ValueError and LookupError: expat refuses the declared encoding ("bogus", or a multi-byte one
+        # such as shift_jis) before it reads a single element.
         raise PermanentError(f"unparseable Intacct response: {type(exc).__name__}: {exc}") from None
     if root.tag != "response":
         raise PermanentError(f"unparseable Intacct response: root element <{root.tag}>, expected <response>")

@@ -130,8 +130,10 @@ SELECT count(*) AS n FROM (
 ) ready;
 
 -- name: renew_leases
+-- $4/$5: only these claims (the ones a worker is still working on); null: every lease of the owner.
 UPDATE records SET lease_expires_at = now() + make_interval(secs => $3)
-WHERE tenant_id = $1 AND state = 'syncing' AND lease_owner = $2;
+WHERE tenant_id = $1 AND state = 'syncing' AND lease_owner = $2
+  AND ($4::text[] IS NULL OR (kind, st_id) IN (SELECT * FROM unnest($4::text[], $5::bigint[])));
 
 -- name: mark_synced
 -- Success. A record whose desired fields changed while it was in flight goes back to pending.
@@ -411,14 +413,19 @@ WHERE tenant_id = $1 AND id < (SELECT min(id) FROM (SELECT id FROM reconcile_run
                                                     ORDER BY id DESC LIMIT $2) newest);
 
 -- name: reconcile_tracked
--- What a reconciliation needs of the tracked records among a page of ST ids of one kind.
-SELECT st_id, state, st_customer_id, st_customer_name, st_active, desired_hash, intacct_project_id,
-       last_error, state_changed_at
-FROM records WHERE tenant_id = $1 AND kind = $2 AND st_id = ANY($3::bigint[]);
+-- What a reconciliation needs of the tracked records among a page of ST ids of one kind. A join with
+-- the ids (not `st_id = ANY(...)`): a filter would compare each row with the whole page of ids
+-- whenever the planner picks a scan, thousands of times per row.
+SELECT r.st_id, r.state, r.st_customer_id, r.st_customer_name, r.st_active, r.desired_hash,
+       r.intacct_project_id, r.last_error, r.state_changed_at
+FROM unnest($3::bigint[]) AS v(st_id)
+JOIN records r ON r.tenant_id = $1 AND r.kind = $2 AND r.st_id = v.st_id;
 
 -- name: tracked_intacct_ids
 -- Which of these Intacct PROJECTIDs a tracked record owns (not orphans: ST listed them after us).
-SELECT DISTINCT intacct_project_id FROM records WHERE tenant_id = $1 AND intacct_project_id = ANY($2::text[]);
+SELECT DISTINCT r.intacct_project_id
+FROM unnest($2::text[]) AS v(project_id)
+JOIN records r ON r.tenant_id = $1 AND r.intacct_project_id = v.project_id;
 
 -- name: try_advisory_lock
 -- Session advisory locks, held on a dedicated connection (reconcile runs are serialised per tenant).
