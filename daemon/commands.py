@@ -237,3 +237,52 @@ def retry(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return int(asyncio.run(go()))
+
+
+EXIT_EXCEPTIONS_REMAIN = 3
+
+
+@guarded
+def reconcile(args: argparse.Namespace) -> int:
+    """Run one reconciliation now and print the summary.
+
+    Exit 0 when no exception remains, 3 when some do: an exception remains when nothing was queued
+    to repair it, i.e. records refused by Intacct (failed), waiting for the Intacct connection
+    (blocked), projects only Intacct knows (orphans, never deleted), and drift left alone (repairs
+    off, or records last changed before the activation time). Drift queued for repair, or already
+    waiting in the queue, does not remain. Exit 1 when the run itself failed.
+    """
+    from daemon.reconcile_mail import CLI_MAIL
+    from daemon.reconciler import ReconcileService
+    from daemon.report import render_text
+
+    config, redactor = load(args)
+
+    def waiting(run_id: int | None) -> None:
+        which = f" (run {run_id})" if run_id else ""
+        print(f"another reconciliation of tenant {config.servicetitan.tenant_id}{which} is running; "
+              "waiting for it to finish…", flush=True)
+
+    async def go() -> int:
+        async with open_toolkit(lambda: config, owner=new_owner("reconcile"), pool_size=4) as kit:
+            service = ReconcileService.from_toolkit(kit, redactor=redactor, mail_policy=CLI_MAIL)
+            result = await service.run_once("cli", wait=True, repair=False if args.no_repair else None,
+                                            email=not args.no_email, progress=_progress, on_wait=waiting)
+        assert result is not None  # waiting for the lock never skips
+        if sys.stdout.isatty():
+            print()
+        if result.outcome is None or result.report is None:
+            print(f"st-intacct-sync reconcile: run {result.run.id} failed: {result.run.error}", file=sys.stderr)
+            return EXIT_FAILED
+        data = service.report_data(result.run, result.outcome)
+        text = render_text(data, redactor.redact, per_class=10,
+                           rest="at GET /v1/reconcile/latest (and in the CSV of the emailed report)")
+        print(text.removesuffix("\n— st-intacct-sync\n").rstrip("\n"))
+        print(f"\nReport: {result.mail}.")
+        if result.remaining:
+            print(f"{result.remaining:,} exception(s) remain and need someone to look at them (exit 3).")
+            return EXIT_EXCEPTIONS_REMAIN
+        print("No exception remains.")
+        return EXIT_OK
+
+    return int(asyncio.run(go()))

@@ -53,7 +53,9 @@ CREATE TABLE record_history (
     tenant_id   bigint      NOT NULL,
     kind        text        NOT NULL,
     st_id       bigint      NOT NULL,
-    at          timestamptz NOT NULL DEFAULT now(),
+    -- clock_timestamp, not now(): a claim's transaction may start before the insert it then sees
+    -- commits, and the history must read in the order things happened.
+    at          timestamptz NOT NULL DEFAULT clock_timestamp(),
     from_state  text,
     to_state    text        NOT NULL,
     reason      text        NOT NULL,
@@ -92,7 +94,8 @@ CREATE TABLE reconcile_runs (
     timings       jsonb       NOT NULL DEFAULT '{}'::jsonb,
     error         text,
     report_sent_at timestamptz,
-    report_error  text
+    report_error  text,
+    summary       jsonb       NOT NULL DEFAULT '{}'::jsonb   -- actions, attention, pages (0002)
 );
 CREATE INDEX reconcile_runs_tenant_idx ON reconcile_runs (tenant_id, id DESC);
 
@@ -109,5 +112,6 @@ CREATE TABLE reconcile_exceptions (
     detail              text   NOT NULL DEFAULT '',
     action              text   NOT NULL DEFAULT '',
     since               timestamptz,
+    needs_attention     boolean NOT NULL DEFAULT false,      -- nothing was queued to repair it (0002)
     PRIMARY KEY (run_id, seq)
 );
