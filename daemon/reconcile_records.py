@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -202,4 +203,9 @@ class Outcome:
     @property
     def remaining(self) -> int:
         """Exceptions nothing was queued for: a person has to look at them."""
-        return sum(1 for f in self.findings if f.needs_attention)
+        return needing_attention(self.findings)
+
+
+def needing_attention(findings: Sequence[Finding]) -> int:
+    """How many exceptions nothing was queued for (the command's exit 3, the report's headline)."""
+    return sum(1 for f in findings if f.needs_attention)

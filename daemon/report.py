@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from daemon.reconcile_records import CATEGORY_ORDER, NOT_EXCEPTIONS, Category, Finding
+from daemon.reconcile_records import CATEGORY_ORDER, NOT_EXCEPTIONS, Category, Finding, needing_attention
 
 CSV_HEADER = ("class", "kind", "servicetitan_id", "servicetitan_number", "servicetitan_name",
               "intacct_project_id", "intacct_name", "detail", "action")
@@ -65,7 +65,7 @@ class ReportData:
 
     @property
     def remaining(self) -> int:
-        return sum(1 for f in self.findings if f.needs_attention)
+        return needing_attention(self.findings)
 
 
 @dataclass(frozen=True)

@@ -126,14 +126,19 @@ class SyncEngine:
                 continue
             if r.synced_fields is None:
                 plans.append(self._create(r))
-                continue
-            diff = changed_fields(r.desired, r.synced_fields)
-            if diff:
-                plans.append(_Plan(r, "update", diff))
             else:
-                out.synced.append(Synced(r.key, r.desired_hash, r.desired, r.intacct_record_no,
-                                         "Intacct already matches"))
+                plans += self._update_or_done(r, r.synced_fields, r.intacct_record_no, "Intacct already matches", out)
         return plans
+
+    @staticmethod
+    def _update_or_done(r: Record, have: dict[str, str | None], record_no: int | None, agreed: str,
+                        out: _Outcomes) -> list[_Plan]:
+        """An update of what differs between the desired fields and Intacct's `have`; none if they agree."""
+        diff = changed_fields(r.desired, have)
+        if diff:
+            return [_Plan(r, "update", diff)]
+        out.synced.append(Synced(r.key, r.desired_hash, r.desired, record_no, agreed))
+        return []
 
     @staticmethod
     def _inactive(r: Record) -> bool:
@@ -162,12 +167,8 @@ class SyncEngine:
                 else:
                     plans.append(self._create(r))
                 continue
-            diff = changed_fields(r.desired, project_fields(actual))
-            if diff:
-                plans.append(_Plan(r, "update", diff))
-            else:
-                out.synced.append(Synced(r.key, r.desired_hash, r.desired, actual.record_no,
-                                         "found in Intacct as desired"))
+            plans += self._update_or_done(r, project_fields(actual), actual.record_no, "found in Intacct as desired",
+                                          out)
         return plans
 
     # ---- one round of requests -----------------------------------------------------------------
