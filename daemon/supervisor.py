@@ -38,6 +38,9 @@ from statemachine import State
 
 log = logs.get("st_intacct_sync.supervisor")
 
+HISTORY_KEEP_DAYS = 90  # transitions older than this are dropped; a record's state and last error stay
+HOUSEKEEPING_EVERY_S = 3600.0
+
 
 class Daemon:
     """Everything `run` starts, and the services the HTTP endpoints read."""
@@ -183,11 +186,20 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.poller.run(), name="poller")
+                group.create_task(self._housekeeping(), name="housekeeping")
                 scheduler = getattr(self.reconciler, "schedule", None)
                 if scheduler is not None:
                     group.create_task(scheduler(), name="reconcile-scheduler")
         finally:
             self._leader = False
+
+    async def _housekeeping(self) -> None:
+        """Keep the transition history from growing without end (the leader does it for all)."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            pruned = await self.store.prune_history(HISTORY_KEEP_DAYS)
+            if pruned:
+                log.info("history_pruned", rows=pruned, older_than_days=HISTORY_KEEP_DAYS)
 
     # ---- connection state ------------------------------------------------------------------------
 

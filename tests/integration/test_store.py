@@ -357,3 +357,14 @@ async def test_claim_restricted_to_keys_keeps_parents_first(store: Store) -> Non
     assert [r.key for r in batch] == [RecordKey("project", 7), RecordKey("job", 11)]
     # A job whose parent is not ready and not claimed with it stays pending.
     assert await store.claim_batch("ensure", 10, LEASE, only=[RecordKey("job", 12)]) == []
+
+
+async def test_old_history_is_pruned(store: Store, pool: asyncpg.Pool) -> None:
+    await store.upsert([job_row(1), job_row(2)])
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE record_history SET at = now() - interval '100 days' WHERE st_id = 1")
+    assert await store.prune_history(90) == 1
+    assert await store.history(RecordKey("job", 1)) == []
+    assert len(await store.history(RecordKey("job", 2))) == 1
+    rec = await store.get(RecordKey("job", 1))
+    assert rec is not None and rec.state is State.PENDING  # the record itself is untouched
