@@ -40,7 +40,7 @@ CREATE TABLE records (
 );
 
 -- The claim queries walk this index only: pending rows in priority order.
-CREATE INDEX records_pending_idx ON records (tenant_id, kind, priority DESC, state_changed_at)
+CREATE INDEX records_pending_idx ON records (tenant_id, kind, priority DESC, state_changed_at, st_modified_on)
     WHERE state = 'pending';
 CREATE INDEX records_syncing_idx ON records (tenant_id, lease_expires_at) WHERE state = 'syncing';
 CREATE INDEX records_state_idx ON records (tenant_id, state, updated_at DESC, kind, st_id);
