@@ -20,6 +20,7 @@ from daemon.database import DatabaseUnavailable, open_database
 from daemon.ensure import PRIORITY, error_text
 from daemon.migrations import migrate as apply_migrations
 from daemon.records import RecordKey
+from daemon.supervisor import StartupError
 from daemon.toolkit import new_owner, open_toolkit
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -52,7 +53,7 @@ def guarded(body: Any) -> Any:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return EXIT_BAD_INPUT
-        except (CommandError, DatabaseUnavailable, AdapterError) as exc:
+        except (CommandError, DatabaseUnavailable, AdapterError, StartupError) as exc:
             print(f"st-intacct-sync {args.command}: {exc}", file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt:

@@ -42,6 +42,10 @@ HISTORY_KEEP_DAYS = 90  # transitions older than this are dropped; a record's st
 HOUSEKEEPING_EVERY_S = 3600.0
 
 
+class StartupError(Exception):
+    """The daemon cannot start for a reason the operator must fix (the message says which)."""
+
+
 class Daemon:
     """Everything `run` starts, and the services the HTTP endpoints read."""
 
@@ -128,7 +132,10 @@ class Daemon:
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, config.http.host, config.http.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {config.http.listen} (http.listen): {exc.strerror or exc}") from None
         log.info("http_listening", listen=config.http.listen)
 
         for i in range(config.sync.workers):

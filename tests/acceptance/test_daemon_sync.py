@@ -247,3 +247,14 @@ async def test_lost_answers_never_duplicate(stack: Stack) -> None:
     stats = await stack.ia.stats()
     assert stats["faults"].get("lost_answer", 0) > 0  # the fault really happened
     daemon.proc.stop()
+
+
+async def test_port_in_use_is_one_clear_line_and_exit_1(stack: Stack) -> None:
+    config = stack.config()
+    first = await stack.start_daemon(config)
+    second = await stack.start_daemon(config, name="second", wait=False)
+    assert await second.proc.wait_exit(60) == 1
+    output = second.proc.output()
+    assert "cannot listen on" in output and "http.listen" in output and "Traceback" not in output
+    assert (await first.status())["connections"]["intacct"]["state"] == "ok"  # the first one is unharmed
+    first.proc.stop()
