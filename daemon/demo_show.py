@@ -249,12 +249,8 @@ class Show:
     # ---- reconciliation ---------------------------------------------------------------------------
 
     async def _reconciliation(self) -> None:
-        # HOOK (reconciliation, DESIGN §6): runs through the HTTP contract as soon as the supervisor wires
-        # a reconciler into the daemon (`Daemon.reconciler`); until then POST /v1/reconcile answers 503.
+        # Through the HTTP contract, as an operator would (DESIGN §6, §9).
         self.out.line()
-        if self.daemon.reconciler is None:
-            self.out.line("Reconciliation: not wired into the daemon in this build yet (skipped).")
-            return
         assert self.http is not None
         async with self.http.post(f"{self.base_url}/v1/reconcile") as response:
             started = await response.json()

@@ -18,7 +18,7 @@ from daemon.config import Config
 from daemon.connection import ConnectionMonitor
 from daemon.ensure import ExportGate, error_text
 from daemon.metrics import Metrics
-from daemon.records import RecordKey, iso
+from daemon.records import Record, RecordKey, iso
 from daemon.store import Store
 
 log = logs.get("st_intacct_sync.http")
@@ -44,9 +44,11 @@ class Services(Protocol):
     gate: ExportGate
     intacct_monitor: ConnectionMonitor
     servicetitan_monitor: ConnectionMonitor
-    reconciler: Reconciler | None
     started: float
     owner: str
+
+    @property
+    def reconciler(self) -> Reconciler | None: ...
 
     def config(self) -> Config: ...
 
@@ -220,23 +222,27 @@ async def list_records(request: web.Request) -> web.Response:
     return _json({"records": [r.public() for r in records], "next": next_cursor})
 
 
-async def get_record(request: web.Request) -> web.Response:
+async def _tracked(request: web.Request) -> tuple[Store, Record]:
+    """The record named by the path's {kind}/{id}, or 404."""
     key = RecordKey(_kind(request.match_info["kind"]), _st_id(request.match_info["id"]))
     store = request.app[SERVICES].store
     record = await store.get(key)
     if record is None:
         raise web.HTTPNotFound(reason=f"{key} is not tracked")
+    return store, record
+
+
+async def get_record(request: web.Request) -> web.Response:
+    store, record = await _tracked(request)
+    key = record.key
     body = record.public()
     body["history"] = [h.public() for h in await store.history(key)]
     return _json(body)
 
 
 async def retry_record(request: web.Request) -> web.Response:
-    key = RecordKey(_kind(request.match_info["kind"]), _st_id(request.match_info["id"]))
-    store = request.app[SERVICES].store
-    record = await store.get(key)
-    if record is None:
-        raise web.HTTPNotFound(reason=f"{key} is not tracked")
+    store, record = await _tracked(request)
+    key = record.key
     if not await store.retry_failed([key], priority=5, reason="operator retry (HTTP)"):
         return _error(409, f"{key} is {record.state.value}, not failed")
     updated = await store.get(key)

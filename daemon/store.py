@@ -252,8 +252,7 @@ class Store(ReconcileRunsStore):
         """Claims that succeeded; returns the state each landed in (pending if changed meanwhile)."""
         if not results:
             return {}
-        for _ in results:
-            next_state(State.SYNCING, Trigger.SUCCEED)
+        next_state(State.SYNCING, Trigger.SUCCEED)  # the one move the SQL below makes (guarded by its CAS)
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 Q["mark_synced"],

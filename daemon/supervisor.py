@@ -24,7 +24,7 @@ from daemon.clients import intacct_credentials, servicetitan_credentials
 from daemon.config import Config, ConfigError, load_config
 from daemon.connection import ERROR, OK, ConnectionMonitor
 from daemon.ensure import error_text
-from daemon.http import Reconciler, create_app
+from daemon.http import create_app
 from daemon.leader import lead, lock_key
 from daemon.metrics import Metrics
 from daemon.poller import Poller
@@ -61,7 +61,7 @@ class Daemon:
         self.tasks = TaskSet()
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        self.reconciler: Reconciler | None = None
+        self.reconciler: ReconcileService | None = None
         self._leader = False
         self.dsn = ""
 
@@ -106,7 +106,6 @@ class Daemon:
         kit = await stack.enter_async_context(
             open_toolkit(self.config, owner=self.owner, stop=self.stop_requested, metrics=self.metrics)
         )
-        self.kit = kit
         self.dsn, self.pool, self.store = kit.dsn, kit.pool, kit.store
         self.servicetitan, self.intacct = kit.servicetitan, kit.intacct
         self.intacct_monitor, self.servicetitan_monitor = kit.intacct_monitor, kit.servicetitan_monitor
@@ -194,9 +193,8 @@ class Daemon:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.poller.run(), name="poller")
                 group.create_task(self._housekeeping(), name="housekeeping")
-                scheduler = getattr(self.reconciler, "schedule", None)
-                if scheduler is not None:
-                    group.create_task(scheduler(), name="reconcile-scheduler")
+                if self.reconciler is not None:
+                    group.create_task(self.reconciler.schedule(), name="reconcile-scheduler")
         finally:
             self._leader = False
 
