@@ -18,6 +18,7 @@ SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 MAIN = SYSTEMD / "st-intacct-sync.service"
 TEMPLATE = SYSTEMD / "st-intacct-sync@.service"
 UNITS = [MAIN, TEMPLATE]
+EXEC = "/opt/st-intacct-sync/venv/bin/st-intacct-sync"  # the virtualenv systemd/README.md installs
 
 # Where each credential goes in the config: (section path, key) → the LoadCredential id.
 CREDENTIALS = {
@@ -93,7 +94,7 @@ def test_type_notify_reload_restart_and_watchdog(unit_path: Path) -> None:
     assert one(unit, "Service", "Type") == "notify"
     assert one(unit, "Service", "NotifyAccess") == "main"
     exec_start = one(unit, "Service", "ExecStart")
-    assert exec_start == "/usr/bin/env st-intacct-sync --config ${ST_INTACCT_SYNC_CONFIG} run"
+    assert exec_start == f"{EXEC} --config ${{ST_INTACCT_SYNC_CONFIG}} run"
     assert one(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
     assert one(unit, "Service", "Restart") == "on-failure"
     assert seconds(one(unit, "Service", "RestartSec")) >= 1
@@ -213,7 +214,7 @@ def _copies(tmp_path: Path) -> list[Path]:
     binary = str(script) if script.exists() else "/bin/true"
     out = []
     for path, name in ((MAIN, MAIN.name), (TEMPLATE, "st-intacct-sync@acme.service")):
-        text = path.read_text().replace("ExecStart=/usr/bin/env st-intacct-sync", f"ExecStart={binary}")
+        text = path.read_text().replace(f"ExecStart={EXEC}", f"ExecStart={binary}")
         assert f"ExecStart={binary}" in text
         copy = tmp_path / name
         copy.write_text(text)
