@@ -62,6 +62,10 @@ class _Session:
     endpoint: str
     renew_at: float  # event-loop time; inf while Intacct announced no timeout
 
+    def __repr__(self) -> str:
+        # The session id is a credential: tracebacks, debuggers and logs that print the object see a mask.
+        return f"_Session(session_id='***', endpoint={self.endpoint!r}, renew_at={self.renew_at!r})"
+
 
 class _ErrorFields(TypedDict, total=False):
     errorno: str | None

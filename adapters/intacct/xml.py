@@ -67,7 +67,7 @@ class ParsedResponse:
     companyid: str | None = None
     session_timeout: datetime | None = None
     results: list[FunctionResult] = field(default_factory=list)
-    session_id: str | None = None
+    session_id: str | None = field(default=None, repr=False)  # a credential: never in a repr
     session_endpoint: str | None = None
 
 

@@ -45,6 +45,11 @@ class TokenManager:
         self._generation = 0
         self.fetches = 0
 
+    def __repr__(self) -> str:
+        # The access token is a credential: whatever prints the object (a traceback, a debugger) sees a mask.
+        token = "'***'" if self._token is not None else "None"
+        return f"TokenManager(auth_url={self._credentials.auth_url!r}, token={token}, fetches={self.fetches})"
+
     def set_credentials(self, credentials: ServiceTitanCredentials) -> None:
         """Use new credentials from now on and forget the cached token."""
         self._credentials = credentials
