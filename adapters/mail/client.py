@@ -16,6 +16,7 @@ Error messages carry the server's reply code and text, never the password.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,25 @@ import aiosmtplib
 
 from adapters.errors import AdapterError, ConnectionFailure, PermanentError, TransientError
 
-__all__ = ["Attachment", "MailClient", "MailConfig", "MailMessage", "SendResult", "classify"]
+__all__ = ["TLS_MODES", "Attachment", "MailClient", "MailConfig", "MailMessage", "SendResult", "classify",
+           "is_loopback"]
+
+# starttls: plain connection upgraded by STARTTLS (port 587, or 25); implicit: TLS from the first byte
+# (port 465, "SMTPS"); none: no encryption (a relay on loopback or a trusted network).
+TLS_MODES = ("starttls", "implicit", "none")
+# Headers of every automatic message (RFC 3834, and Exchange's own): no out-of-office or other
+# automatic reply comes back to the sender.
+AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine (credentials may then travel without TLS)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -36,12 +55,20 @@ class MailConfig:
     port: int
     sender: str
     to: tuple[str, ...]
-    starttls: bool = False
+    starttls: bool = False  # the 0.1 spelling of tls="starttls"; `tls` wins when given
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
     # Only for tests against a local server with a self-signed certificate.
     tls_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    tls: str | None = None  # one of TLS_MODES
+
+    @property
+    def tls_mode(self) -> str:
+        mode = self.tls or ("starttls" if self.starttls else "none")
+        if mode not in TLS_MODES:
+            raise ValueError(f"tls must be one of {', '.join(TLS_MODES)}, got {mode!r}")
+        return mode
 
 
 @dataclass(frozen=True)
@@ -127,6 +154,8 @@ class MailClient:
         msg["To"] = ", ".join(config.to)
         msg["Date"] = email.utils.formatdate(usegmt=True)
         msg["Message-ID"] = email.utils.make_msgid(domain=config.sender.rpartition("@")[2] or None)
+        for name, value in AUTOMATIC_HEADERS.items():
+            msg[name] = value
         msg.set_content(message.text)
         msg.add_alternative(message.html, subtype="html")
         for attachment in message.attachments:
@@ -140,19 +169,28 @@ class MailClient:
     async def send(self, message: MailMessage) -> SendResult:
         """Send `message` to every configured recipient; raises the adapter error classes."""
         config = self.config
+        mode = config.tls_mode
+        login = config.username is not None and config.password is not None
+        if login and mode == "none" and not is_loopback(config.host):
+            # The configuration refuses this too; checked again here because a password sent in clear
+            # over the network cannot be taken back.
+            raise ConnectionFailure(f"SMTP server {self.where}: refusing to send credentials without TLS "
+                                    "to a host that is not loopback (set report.email.tls)")
         smtp = aiosmtplib.SMTP(
             hostname=config.host,
             port=config.port,
             timeout=config.timeout,
+            use_tls=mode == "implicit",
             # STARTTLS only when configured: an opportunistic upgrade against a server with a
             # certificate we cannot verify would fail a delivery the operator asked to be plain.
-            start_tls=config.starttls,
+            start_tls=mode == "starttls",
             tls_context=config.tls_context,
         )
         mime = self.build(message)
         try:
             async with smtp:
-                if config.username is not None and config.password is not None:
+                if login:
+                    assert config.username is not None and config.password is not None
                     await smtp.login(config.username, config.password)
                 refused, response = await smtp.send_message(mime, sender=config.sender, recipients=list(config.to))
         except (aiosmtplib.SMTPException, OSError) as exc:

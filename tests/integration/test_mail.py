@@ -31,6 +31,7 @@ class Inbox:
     def __init__(self, refuse: str | None = None) -> None:
         self.messages: list[EmailMessage] = []
         self.envelopes: list[Any] = []
+        self.encrypted: list[bool] = []  # per message: did it arrive over TLS
         self.refuse = refuse
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
@@ -41,6 +42,7 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         self.envelopes.append(envelope)
+        self.encrypted.append(session.ssl is not None)
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
         return "250 Message accepted"
 
@@ -172,6 +174,67 @@ async def test_starttls_then_login(certificate: tuple[Path, Path]) -> None:
         secure = config(controller.port, username="reports", password="mail-secret-1", starttls=True,
                         tls_context=client_tls)
         await MailClient(secure).send(MESSAGE)
-        assert len(box.messages) == 1
+        assert box.encrypted == [True]
     finally:
         controller.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+async def test_implicit_tls_as_on_port_465(certificate: tuple[Path, Path]) -> None:
+    """`tls: implicit` speaks TLS from the first byte (SMTPS); a plain client cannot talk to such a server."""
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    box = Inbox()
+    # aiosmtpd counts only STARTTLS as TLS for AUTH; its implicit-TLS listener is encrypted all the same.
+    controller = start_server(box, ssl_context=server_tls, authenticator=authenticator, auth_required=True,
+                              auth_require_tls=False)
+    try:
+        client_tls = ssl.create_default_context(cafile=str(cert))
+        with pytest.raises(TransientError):
+            await MailClient(config(controller.port, tls="starttls", tls_context=client_tls,
+                                    timeout=2.0)).send(MESSAGE)
+        secure = config(controller.port, username="reports", password="mail-secret-1", tls="implicit",
+                        tls_context=client_tls)
+        await MailClient(secure).send(MESSAGE)
+        assert len(box.messages) == 1  # (aiosmtpd's session.ssl tells STARTTLS only, not implicit TLS)
+    finally:
+        controller.stop()
+
+
+async def test_tls_none_never_upgrades(certificate: tuple[Path, Path]) -> None:
+    """`tls: none` stays plain even when the server offers STARTTLS (a relay the operator trusts)."""
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    box = Inbox()
+    controller = start_server(box, tls_context=server_tls)
+    try:
+        await MailClient(config(controller.port, tls="none")).send(MESSAGE)
+        assert box.encrypted == [False]
+    finally:
+        controller.stop()
+
+
+async def test_credentials_never_travel_in_clear_off_loopback() -> None:
+    """A password with `tls: none` to a host that is not loopback is refused before any connection."""
+    remote = config(25, host="smtp.invalid", tls="none", username="reports", password="mail-secret-1")
+    with pytest.raises(ConnectionFailure, match="without TLS") as caught:
+        await MailClient(remote).send(MESSAGE)
+    assert "mail-secret-1" not in str(caught.value)
+
+
+async def test_automatic_reply_suppression_headers(inbox: tuple[Inbox, int]) -> None:
+    box, port = inbox
+    await MailClient(config(port)).send(MESSAGE)
+    [message] = box.messages
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["X-Auto-Response-Suppress"] == "All"
+
+
+def test_tls_mode_spellings() -> None:
+    assert config(1).tls_mode == "none"
+    assert config(1, starttls=True).tls_mode == "starttls"  # the 0.1 spelling
+    assert config(1, starttls=True, tls="implicit").tls_mode == "implicit"
+    with pytest.raises(ValueError, match="tls must be one of"):
+        _ = config(1, tls="ssl").tls_mode
