@@ -122,32 +122,54 @@ def test_dedicated_user_state_directory_and_config_path(unit_path: Path) -> None
     assert environment(unit)["ST_INTACCT_SYNC_CONFIG"] == config
 
 
-def test_every_secret_comes_through_load_credential(unit_path: Path) -> None:
+def _credential_folder(unit_path: Path) -> str:
+    return "/etc/st-intacct-sync/acme" if "@" in unit_path.name else "/etc/st-intacct-sync/credentials"
+
+
+def test_secrets_are_files_the_daemon_reads_itself(unit_path: Path) -> None:
+    """No LoadCredential=: systemd would copy them once (a reload keeps an expired password) and a missing
+    one would fail the start with 243/CREDENTIALS; the comment shows the config keys, one file each."""
     text = unit_path.read_text()
     unit = parse_unit(text)
-    loaded = dict(line.split(":", 1) for line in unit["Service"]["LoadCredential"])
-    assert set(loaded) == set(CREDENTIALS.values())
-    folder = "/etc/st-intacct-sync/%i" if "@" in unit_path.name else "/etc/st-intacct-sync/credentials"
-    assert loaded == {name: f"{folder}/{name}" for name in loaded}
-    # The comment shows the config keys that read them.
-    documented = dict(re.findall(r"^#\s+(\w+_file): (\w+)$", text, re.M))
-    assert documented == {f"{key}_file": name for (_, key), name in CREDENTIALS.items()}
+    assert "LoadCredential" not in unit["Service"] and "LoadCredentialEncrypted" not in unit["Service"]
+    documented = dict(re.findall(r"^#\s+(\w+_file): (\S+)$", text, re.M))
+    folder = _credential_folder(unit_path)
+    assert documented == {f"{key}_file": f"{folder}/{name}" for (_, key), name in CREDENTIALS.items()}
 
 
-def test_the_documented_file_keys_read_the_credentials(tmp_path: Path) -> None:
-    """The config of the unit's comment, with $CREDENTIALS_DIRECTORY as systemd sets it, has every secret."""
-    data = yaml.safe_load((SYSTEMD.parent / "config.yaml").read_text())
-    data["report"]["email"]["username"] = "mailer"
-    for (path, key), name in CREDENTIALS.items():
+def _with_files(data: dict, folder: Path, names: dict[tuple[tuple[str, ...], str], str]) -> None:
+    for (path, key), name in names.items():
         section = data
         for part in path:
             section = section[part]
         section.pop(key, None)
-        section[f"{key}_file"] = name
-        (tmp_path / name).write_text(f"secret-of-{name}\n")
-    env = {name: "x" for name in ("ST_CLIENT_ID", "INTACCT_SENDER_ID", "INTACCT_COMPANY_ID", "INTACCT_USER_ID")}
-    config = parse_config(data, "config.yaml", {**env, "CREDENTIALS_DIRECTORY": str(tmp_path)})
+        section[f"{key}_file"] = str(folder / name)
+        (folder / name).write_text(f"secret-of-{name}\n")
+
+
+ENV = {name: "x" for name in ("ST_CLIENT_ID", "INTACCT_SENDER_ID", "INTACCT_COMPANY_ID", "INTACCT_USER_ID")}
+
+
+def test_the_documented_file_keys_read_the_credentials(tmp_path: Path) -> None:
+    """The config of the unit's comment, with every file present: every secret is read."""
+    data = yaml.safe_load((SYSTEMD.parent / "config.yaml").read_text())
+    data["report"]["email"]["username"] = "mailer"
+    _with_files(data, tmp_path, CREDENTIALS)
+    config = parse_config(data, "config.yaml", ENV)
     assert set(config.secrets()) >= {f"secret-of-{name}" for name in CREDENTIALS.values()}
+
+
+def test_the_shipped_config_needs_no_optional_credential(tmp_path: Path) -> None:
+    """A first deploy: the shipped config.yaml with only the four API secrets as files, in the unit's
+    environment (no ${...} variable set, no $CREDENTIALS_DIRECTORY): valid, no token, no SMTP password."""
+    data = yaml.safe_load((SYSTEMD.parent / "config.yaml").read_text())
+    required = {k: v for k, v in CREDENTIALS.items() if k[0][0] in ("servicetitan", "intacct")}
+    _with_files(data, tmp_path, required)
+    data["http"].pop("token", None)  # loopback: no token needed (the shipped file reads it from ${...})
+    unit = parse_unit(MAIN.read_text())
+    config = parse_config(data, "config.yaml", {**environment(unit), **ENV})
+    assert config.http.token is None and config.report.email is not None and config.report.email.password is None
+    assert len(config.secrets()) == 4
 
 
 HARDENING = {
@@ -186,8 +208,7 @@ def test_template_differs_only_by_instance() -> None:
     main, template = parse_unit(MAIN.read_text()), parse_unit(TEMPLATE.read_text())
     for section in main:
         for key, values in main[section].items():
-            expected = [v.replace("/etc/st-intacct-sync/credentials/", "/etc/st-intacct-sync/%i/")
-                        .replace("/etc/st-intacct-sync/config.yaml", "/etc/st-intacct-sync/%i.yaml")
+            expected = [v.replace("/etc/st-intacct-sync/config.yaml", "/etc/st-intacct-sync/%i.yaml")
                         for v in values]
             if key in ("Description", "StateDirectory", "WorkingDirectory", "SyslogIdentifier"):
                 assert all("%i" in v for v in template[section][key]), key
