@@ -9,6 +9,7 @@ LoadCredential=). The procedure: replace the file (atomically, as `install` does
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,7 +69,9 @@ def test_the_readme_gives_this_procedure() -> None:
     readme = (REPO / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| Records missing after Intacct credentials"))
     assert "systemctl reload" in row and "user_password_file" in row
-    assert "LoadCredential" not in readme
+    # Every secret file the README shows is a path the daemon reads itself, not a LoadCredential= id.
+    shown = re.findall(r"^\s*\w+_file: (\S+)$", readme, re.M)
+    assert shown and all(path.startswith("/etc/st-intacct-sync/credentials/") for path in shown), shown
 
 
 async def _intacct_state(daemon: object, state: str) -> bool:
