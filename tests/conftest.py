@@ -1,3 +1,3 @@
 """Shared fixtures live in tests/plugins/ so that each concern has one module."""
 
-pytest_plugins = ["tests.plugins.database", "tests.plugins.simulators"]
+pytest_plugins = ["tests.plugins.database", "tests.plugins.simulators", "tests.plugins.intacct_rest"]

@@ -12,6 +12,8 @@ from aiohttp import web
 
 from simulators.intacct.app import create_app
 from simulators.intacct.gateway import GATEWAY_PATH
+from simulators.intacct.rest_api import API_PREFIX
+from simulators.intacct.rest_options import RestOptions
 from simulators.intacct.state import IntacctSimOptions
 
 
@@ -21,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1")
     for name in ("sender-id", "sender-password", "company-id", "user-id", "user-password"):
         parser.add_argument(f"--{name}", help="enforce this credential (default: accept any non-empty value)")
+    parser.add_argument("--client-id", help="REST: enforce this OAuth2 client id (default: accept any)")
+    parser.add_argument("--client-secret", help="REST: enforce this OAuth2 client secret (default: accept any)")
+    parser.add_argument("--ws-user", help="REST: enforce this Web Services user, user@company (default: any)")
+    parser.add_argument("--token-ttl", type=float, default=21600.0, help="REST: access token lifetime, seconds")
     parser.add_argument("--max-concurrent", type=int, default=2, help="per-company request limit (0: none)")
     parser.add_argument("--concurrency-wait", type=float, default=30.0, help="seconds a request waits for a slot")
     parser.add_argument("--session-ttl", type=float, default=3600.0, help="sliding session lifetime, seconds")
@@ -32,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed-customers", default="", help="comma-separated CUSTOMERIDs to create")
     seed.add_argument("--seed-file", type=Path, help='JSON {"customers": [ids], "projects": [{...}]}')
     return parser
+
+
+def rest_options_from_args(args: argparse.Namespace) -> RestOptions:
+    """The REST side's options from the parsed command line."""
+    return RestOptions(client_id=args.client_id, client_secret=args.client_secret, username=args.ws_user,
+                       token_ttl=args.token_ttl)
 
 
 def options_from_args(argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, IntacctSimOptions]:
@@ -68,8 +80,10 @@ def options_from_args(argv: Sequence[str] | None = None) -> tuple[argparse.Names
 def main(argv: Sequence[str] | None = None) -> None:
     """Serve until interrupted."""
     args, options = options_from_args(argv)
-    print(f"Intacct simulator: gateway http://{args.host}:{args.port}{GATEWAY_PATH}", file=sys.stderr, flush=True)
-    web.run_app(create_app(options), host=args.host, port=args.port, print=None)
+    print(f"Intacct simulator: gateway http://{args.host}:{args.port}{GATEWAY_PATH}, "
+          f"REST http://{args.host}:{args.port}{API_PREFIX}", file=sys.stderr, flush=True)
+    web.run_app(create_app(options, rest_options=rest_options_from_args(args)), host=args.host, port=args.port,
+                print=None)
 
 
 if __name__ == "__main__":

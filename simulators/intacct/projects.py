@@ -129,6 +129,11 @@ class ProjectStore:
     def __iter__(self) -> Iterator[Project]:
         return iter(self.by_id.values())
 
+    @property
+    def version(self) -> int:
+        """Changes with every write, so that indexes built over the rows know when to rebuild."""
+        return self._version
+
     def get(self, project_id: str) -> Project | None:
         """The project with this PROJECTID, if any."""
         return self.by_id.get(project_id)
