@@ -30,9 +30,9 @@ import asyncpg
 import psutil
 from common import REPO, Stack, bench_stack
 
-from daemon.migrations import migrate
-from daemon.records import RecordUpsert, Synced
-from daemon.store import Store
+from daemon.store.migrations import migrate
+from daemon.store.rows import RecordUpsert, Synced
+from daemon.store.store import Store
 from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job, desired_for_project
 from tests.acceptance.harness import TENANT
 

@@ -21,9 +21,9 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from daemon.migrations import migrate  # noqa: E402
-from daemon.records import RecordUpsert, Synced  # noqa: E402
-from daemon.store import Store  # noqa: E402
+from daemon.store.migrations import migrate  # noqa: E402
+from daemon.store.rows import RecordUpsert, Synced  # noqa: E402
+from daemon.store.store import Store  # noqa: E402
 from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job, desired_for_project  # noqa: E402
 
 TARGET = 5000.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import zlib
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -37,11 +36,6 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(e) for e in exc.exceptions)
     return f"{type(exc).__name__}: {exc}"
-
-
-def lock_key(role: str, tenant_id: int) -> int:
-    """A stable 63-bit advisory lock key for (role, tenant)."""
-    return (zlib.crc32(role.encode()) << 31 ^ tenant_id) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 async def lead(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
-from daemon.records import Transition
+from daemon.store import Transition
 from statemachine import STORED_STATES
 
 PREFIX = "st_intacct_sync"

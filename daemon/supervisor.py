@@ -20,20 +20,16 @@ from typing import Any
 from aiohttp import web
 
 from daemon import logs
-from daemon.clients import intacct_credentials, servicetitan_credentials
-from daemon.config import Config, ConfigError, load_config
-from daemon.connection import ERROR, OK, ConnectionMonitor
-from daemon.ensure import error_text
+from daemon.config import Config, ConfigError, intacct_credentials, load_config, servicetitan_credentials
 from daemon.http import create_app
-from daemon.leader import lead, lock_key
+from daemon.leader import lead
 from daemon.metrics import Metrics
-from daemon.poller import Poller
-from daemon.reconciler import ReconcileService
-from daemon.records import Transition, iso
+from daemon.reconcile import ReconcileService
 from daemon.sdnotify import Notifier
+from daemon.store import Transition, iso, lock_key
+from daemon.sync import DB_ERRORS, ERROR, OK, ConnectionMonitor, Poller, WorkerPool, error_text
 from daemon.tasks import TaskSet
-from daemon.toolkit import new_owner, open_toolkit
-from daemon.workers import DB_ERRORS, WorkerPool
+from daemon.wiring import new_owner, open_toolkit
 from statemachine import State
 
 log = logs.get("st_intacct_sync.supervisor")

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.leader import lock_key
+from daemon.store.locks import lock_key
 from tests.acceptance.harness import REPO, TENANT, Daemon, Stack, wait_until
 
 pytestmark = pytest.mark.timeout(120)

@@ -21,7 +21,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from daemon.leader import lead, lock_key
+from daemon.leader import lead
+from daemon.store.locks import lock_key
 from tests.acceptance.harness import TENANT, Daemon, Stack, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 import pytest
 
-from daemon.database import DatabaseUnavailable, wait_for
+from daemon.store.database import DatabaseUnavailable, wait_for
 from tests.plugins.database import ADMIN_DSN, dsn_for
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from daemon.migrations import available, current_version, migrate
-from daemon.queries import queries, sql_file
+from daemon.store.migrations import available, current_version, migrate
+from daemon.store.queries import queries, sql_file
 
 CATALOG = """
 SELECT 'column' AS what, table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable

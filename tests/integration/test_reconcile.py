@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from daemon.config import Config, parse_config
-from daemon.reconcile_mail import MailPolicy
-from daemon.reconcile_records import Category, Finding
-from daemon.reconciler import ReconcileService, RunResult
-from daemon.records import RecordKey
-from daemon.toolkit import Toolkit, open_toolkit
+from daemon.config.loading import Config, parse_config
+from daemon.reconcile.mail import MailPolicy
+from daemon.reconcile.service import ReconcileService, RunResult
+from daemon.store.reconcile_rows import Category, Finding
+from daemon.store.rows import RecordKey
+from daemon.wiring import Toolkit, open_toolkit
 from statemachine import State
 from tests.acceptance.harness import free_port
 from tests.integration.test_mail import Inbox, authenticator, parts, start_server

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.reconcile_check import classify, describe, differences, error_words
-from daemon.reconcile_records import Category
+from daemon.reconcile.check import classify, describe, differences, error_words
+from daemon.store.reconcile_rows import Category
 from statemachine import Desired, State
 
 WANT = Desired(project_id="J-24001", name="24001 Maria Gonzalez", category="Contract", parent_id="P-1101",

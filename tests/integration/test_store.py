@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from daemon.records import Finished, RecordKey, RecordUpsert, Requeue, Synced
-from daemon.store import Store
+from daemon.store.rows import Finished, RecordKey, RecordUpsert, Requeue, Synced
+from daemon.store.store import Store
 from statemachine import JobFacts, Mapping, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 
 T0 = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)

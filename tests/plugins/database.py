@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from daemon.migrations import migrate
-from daemon.store import Store
+from daemon.store.migrations import migrate
+from daemon.store.store import Store
 
 ADMIN_DSN = os.environ.get("ST_INTACCT_SYNC_TEST_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 TENANT_ID = 1234567

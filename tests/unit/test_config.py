@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.config import Config, ConfigError, load_config, load_config_text, parse_config
-from daemon.durations import parse_duration
-from daemon.secret import Secret, interpolate
+from daemon.config.durations import parse_duration
+from daemon.config.loading import Config, ConfigError, load_config, load_config_text, parse_config
+from daemon.config.secret import Secret, interpolate
 from statemachine.settings import Mapping, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

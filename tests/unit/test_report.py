@@ -6,9 +6,9 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta, timezone
 
-from daemon import report
 from daemon.logs import Redactor
-from daemon.reconcile_records import Category, Finding
+from daemon.reconcile import report
+from daemon.store.reconcile_rows import Category, Finding
 
 STARTED = datetime(2026, 11, 25, 16, 0, 5, tzinfo=UTC)
 

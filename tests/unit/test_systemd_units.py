@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.config import parse_config
+from daemon.config.loading import parse_config
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
 MAIN = SYSTEMD / "st-intacct-sync.service"

@@ -1,0 +1,8 @@
+"""The configuration file, read once into frozen dataclasses, and the credentials it reveals to the adapters."""
+
+from __future__ import annotations
+
+from daemon.config.credentials import intacct_credentials, servicetitan_credentials
+from daemon.config.loading import Config, ConfigError, load_config, parse_config
+
+__all__ = ["Config", "ConfigError", "intacct_credentials", "load_config", "parse_config", "servicetitan_credentials"]

@@ -1,0 +1,227 @@
+"""The configuration file (DESIGN.md §7), parsed once into frozen dataclasses that are passed explicitly.
+
+`load_config` is the one entry point; the sections are read in `config_sections` (infrastructure) and
+`config_domain` (settings and naming), each key through `config_reader.Section`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+
+from daemon.config.reader import ConfigError, Section, describe
+from daemon.config.secret import MASK, Secret
+from daemon.config.sections import (
+    DatabaseConfig,
+    EmailConfig,
+    HttpConfig,
+    IntacctConfig,
+    LoggingConfig,
+    ReconcileConfig,
+    ReportConfig,
+    ServiceTitanConfig,
+    SyncConfig,
+    read_database,
+    read_http,
+    read_intacct,
+    read_logging,
+    read_reconcile,
+    read_report,
+    read_servicetitan,
+    read_sync,
+)
+from daemon.config.settings import read_mapping, read_settings
+from statemachine.settings import Mapping as NamingMapping
+from statemachine.settings import Settings
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "DatabaseConfig",
+    "EmailConfig",
+    "HttpConfig",
+    "IntacctConfig",
+    "LoggingConfig",
+    "ReconcileConfig",
+    "ReportConfig",
+    "Secret",
+    "ServiceTitanConfig",
+    "SyncConfig",
+    "load_config",
+    "load_config_text",
+    "parse_config",
+]
+
+_TOP_KEYS = (
+    "database",
+    "state_dir",
+    "http",
+    "servicetitan",
+    "intacct",
+    "settings",
+    "mapping",
+    "sync",
+    "reconcile",
+    "report",
+    "logging",
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration file, validated."""
+
+    source: str
+    database: DatabaseConfig
+    state_dir: Path
+    http: HttpConfig
+    servicetitan: ServiceTitanConfig
+    intacct: IntacctConfig
+    settings: Settings
+    mapping: NamingMapping
+    sync: SyncConfig
+    reconcile: ReconcileConfig
+    report: ReportConfig
+    logging: LoggingConfig
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret value, revealed, for the filters that redact them from output."""
+        candidates = [
+            self.http.token,
+            self.servicetitan.app_key,
+            self.servicetitan.client_secret,
+            self.intacct.sender_password,
+            self.intacct.user_password,
+            self.report.email.password if self.report.email else None,
+        ]
+        values = [s.reveal() for s in candidates if s] + list(self.database.passwords())
+        return tuple(dict.fromkeys(values))
+
+    def public_dict(self) -> dict[str, Any]:
+        """The effective configuration in the file's layout, JSON-able; secrets `***`, durations seconds."""
+        email = self.report.email
+        return {
+            "source": self.source,
+            "database": {"dsn": self.database.masked_dsn()},
+            "state_dir": str(self.state_dir),
+            "http": {"listen": self.http.listen, "token": _mask(self.http.token)},
+            "servicetitan": _plain(self.servicetitan),
+            "intacct": _plain(self.intacct),
+            "settings": _plain(self.settings),
+            "mapping": _plain(self.mapping),
+            "sync": _plain(self.sync),
+            "reconcile": _plain(self.reconcile),
+            "report": {
+                "send": self.report.send,
+                "email": None
+                if email is None
+                else {
+                    "to": list(email.to),
+                    "from": email.sender,
+                    "smtp_host": email.smtp_host,
+                    "smtp_port": email.smtp_port,
+                    "starttls": email.starttls,
+                    "username": email.username,
+                    "password": _mask(email.password),
+                },
+            },
+            "logging": _plain(self.logging),
+        }
+
+
+def _mask(secret: Secret | None) -> str | None:
+    return MASK if secret else None
+
+
+def _plain(obj: object) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in fields(cast(Any, obj)):
+        value = getattr(obj, field.name)
+        if isinstance(value, Secret):
+            value = _mask(value)
+        elif isinstance(value, timedelta):
+            value = value.total_seconds()
+        out[field.name] = value
+    return out
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[object, int] = {}
+    for key_node, _value in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, str | int | float | bool) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
+    """Read, parse and validate the configuration file at `path`."""
+    source = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(source, None, f"cannot read the file: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL in the path
+        raise ConfigError(repr(source), None, "cannot read the file: the path contains a NUL character") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, None, f"not UTF-8 text (bad byte at offset {exc.start})") from None
+    return load_config_text(text, source, env)
+
+
+def load_config_text(text: str, source: str, env: Mapping[str, str] = os.environ) -> Config:
+    """Parse and validate configuration YAML held in `text`; `source` names it in errors."""
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}" if mark else "invalid YAML"
+        raise ConfigError(source, where, str(exc.problem or exc.context or "invalid YAML")) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, None, f"invalid YAML: {exc}") from None
+    if data is None:
+        raise ConfigError(source, None, "the file is empty (see config.yaml in the repository for an example)")
+    return parse_config(data, source, env)
+
+
+def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ) -> Config:
+    """Validate already-parsed YAML `data` into a Config."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, None, f"expected a mapping of sections at the top level, got {describe(data)}")
+    top = Section(source, env, "", data, _TOP_KEYS)
+    for name in ("servicetitan", "intacct"):
+        if not top.given(name):
+            raise top.error(name, "required")
+    return Config(
+        source=source,
+        database=read_database(top),
+        state_dir=Path(top.string("state_dir", "./state") or "./state"),
+        http=read_http(top),
+        servicetitan=read_servicetitan(top),
+        intacct=read_intacct(top),
+        settings=read_settings(top),
+        mapping=read_mapping(top),
+        sync=read_sync(top),
+        reconcile=read_reconcile(top),
+        report=read_report(top),
+        logging=read_logging(top),
+    )

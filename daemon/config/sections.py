@@ -1,0 +1,313 @@
+"""The infrastructure sections of the configuration file: one frozen dataclass each, and its reader."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Literal, cast
+from urllib.parse import unquote_plus, urlsplit
+
+from daemon.config.reader import REQUIRED, Section, describe
+from daemon.config.secret import MASK, Secret
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/st_intacct_sync"
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+_LISTEN = re.compile(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<port6>\d+)|(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
+
+
+@dataclass(frozen=True, repr=False)
+class DatabaseConfig:
+    """Where the state lives: a PostgreSQL URL, or `embedded` for a private server under state_dir."""
+
+    dsn: str
+
+    @property
+    def embedded(self) -> bool:
+        return self.dsn == "embedded"
+
+    def passwords(self) -> tuple[str, ...]:
+        """Passwords written into the DSN (user info or `?password=`), as written and decoded."""
+        if self.embedded:
+            return ()
+        parts = urlsplit(self.dsn)
+        raw = [parts.password or "", *re.findall(r"(?:^|&)password=([^&]*)", parts.query)]
+        return tuple(dict.fromkeys(p for p in [*raw, *(unquote_plus(p) for p in raw)] if p))
+
+    def masked_dsn(self) -> str:
+        """The DSN with its passwords replaced by `***`."""
+        masked = self.dsn
+        for password in sorted(self.passwords(), key=len, reverse=True):
+            masked = masked.replace(password, MASK)
+        return masked
+
+    def __repr__(self) -> str:
+        return f"DatabaseConfig(dsn={self.masked_dsn()!r})"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The status/API server: where it listens and the bearer token of its POST endpoints."""
+
+    host: str
+    port: int
+    token: Secret | None
+
+    @property
+    def listen(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def loopback(self) -> bool:
+        return _is_loopback(self.host)
+
+
+@dataclass(frozen=True)
+class ServiceTitanConfig:
+    tenant_id: int
+    api_base_url: str
+    auth_url: str
+    app_key: Secret
+    client_id: str
+    client_secret: Secret
+    poll_interval: timedelta
+    include_recent_changes: bool
+
+
+@dataclass(frozen=True)
+class IntacctConfig:
+    endpoint_url: str
+    sender_id: str
+    sender_password: Secret
+    company_id: str
+    user_id: str
+    user_password: Secret
+    entity_id: str | None
+    max_concurrent_requests: int
+    max_functions_per_request: int
+    request_timeout: timedelta
+    probe_interval: timedelta
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    workers: int
+    max_attempts: int
+    backoff_initial: timedelta
+    backoff_max: timedelta
+    lease: timedelta
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    interval: timedelta
+    scope: Literal["activated", "all"]
+    repair: bool
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    to: tuple[str, ...]
+    sender: str  # `from` in the file: a Python keyword
+    smtp_host: str
+    smtp_port: int
+    starttls: bool
+    username: str | None
+    password: Secret | None
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    send: Literal["on-exceptions", "always"]
+    email: EmailConfig | None
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    format: Literal["auto", "json", "console"]
+    level: str
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_database(top: Section) -> DatabaseConfig:
+    """`database:`; the DSN must be a PostgreSQL URL or `embedded`."""
+    section = top.section("database", ["dsn"])
+    dsn = section.string("dsn", DEFAULT_DSN)
+    assert dsn is not None
+    if dsn == "embedded":
+        return DatabaseConfig(dsn)
+    try:
+        parts = urlsplit(dsn)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    # The DSN may hold a password: describe the problem, never quote the value.
+    if parts is None or parts.scheme not in ("postgresql", "postgres"):
+        raise section.error("dsn", "expected a postgresql://user@host:port/database URL or embedded")
+    return DatabaseConfig(dsn)
+
+
+def read_http(top: Section) -> HttpConfig:
+    """`http:`; a token is required unless the server listens on loopback only."""
+    section = top.section("http", ["listen"], secrets=["token"])
+    listen = section.string("listen", "127.0.0.1:8080")
+    assert listen is not None
+    match = _LISTEN.fullmatch(listen.strip())
+    host = (match["v6"] or match["host"]) if match else ""
+    try:
+        if match and match["v6"]:
+            ipaddress.IPv6Address(host)
+        elif host.replace(".", "").isdigit():
+            ipaddress.IPv4Address(host)
+    except ValueError:
+        match = None
+    if match is None:
+        raise section.error("listen", f"expected HOST:PORT like 127.0.0.1:8080 or [::1]:8080, got {describe(listen)}")
+    port = int(match["port6"] or match["port"])
+    if port > 65535:
+        raise section.error("listen", f"port must be between 0 and 65535, got {port}")
+    token = section.secret("token", required=False)
+    if token is None and not _is_loopback(host):
+        raise section.error("token", f"required when http.listen is not on loopback ({listen})")
+    return HttpConfig(host=host, port=port, token=token)
+
+
+def _url(section: Section, key: str, default: str) -> str:
+    url = section.string(key, default)
+    assert url is not None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise section.error(key, f"expected an http(s):// URL, got {describe(url)}")
+    return url.rstrip("/")
+
+
+def _secret(section: Section, key: str) -> Secret:
+    value = section.secret(key, required=True)
+    assert value is not None
+    return value
+
+
+def read_servicetitan(top: Section) -> ServiceTitanConfig:
+    """`servicetitan:`; tenant and credentials are required."""
+    keys = [f.name for f in fields(ServiceTitanConfig)]
+    st = top.section("servicetitan", keys, secrets=["app_key", "client_secret"])
+    return ServiceTitanConfig(
+        tenant_id=st.integer("tenant_id", REQUIRED, low=1),
+        api_base_url=_url(st, "api_base_url", "https://api.servicetitan.io"),
+        auth_url=_url(st, "auth_url", "https://auth.servicetitan.io/connect/token"),
+        app_key=_secret(st, "app_key"),
+        client_id=st.required_string("client_id"),
+        client_secret=_secret(st, "client_secret"),
+        poll_interval=st.duration("poll_interval", timedelta(seconds=15)),
+        include_recent_changes=st.boolean("include_recent_changes", True),
+    )
+
+
+def read_intacct(top: Section) -> IntacctConfig:
+    """`intacct:`; sender and user credentials are required."""
+    keys = [f.name for f in fields(IntacctConfig)]
+    ia = top.section("intacct", keys, secrets=["sender_password", "user_password"])
+    return IntacctConfig(
+        endpoint_url=_url(ia, "endpoint_url", "https://api.intacct.com/ia/xml/xmlgw.phtml"),
+        sender_id=ia.required_string("sender_id"),
+        sender_password=_secret(ia, "sender_password"),
+        company_id=ia.required_string("company_id"),
+        user_id=ia.required_string("user_id"),
+        user_password=_secret(ia, "user_password"),
+        entity_id=ia.string("entity_id", None) or None,
+        # Intacct's per-company limit is 2 by default; more only helps where it has been raised.
+        max_concurrent_requests=ia.integer("max_concurrent_requests", 2, low=1, high=100),
+        # Intacct documents no cap on functions per request; 500 keeps one response parseable.
+        max_functions_per_request=ia.integer("max_functions_per_request", 50, low=1, high=500),
+        request_timeout=ia.duration("request_timeout", timedelta(seconds=60)),
+        probe_interval=ia.duration("probe_interval", timedelta(seconds=30)),
+    )
+
+
+def read_sync(top: Section) -> SyncConfig:
+    """`sync:`; the backoff range must not be inverted."""
+    section = top.section("sync", [f.name for f in fields(SyncConfig)])
+    sync = SyncConfig(
+        workers=section.integer("workers", 4, low=1, high=1000),
+        max_attempts=section.integer("max_attempts", 10, low=1, high=1000),
+        backoff_initial=section.duration("backoff_initial", timedelta(seconds=2)),
+        backoff_max=section.duration("backoff_max", timedelta(minutes=10)),
+        lease=section.duration("lease", timedelta(seconds=60)),
+    )
+    if sync.backoff_initial > sync.backoff_max:
+        initial, most = sync.backoff_initial.total_seconds(), sync.backoff_max.total_seconds()
+        raise section.error(
+            "backoff_initial", f"must not exceed {section.key('backoff_max')} ({initial:g}s > {most:g}s)"
+        )
+    return sync
+
+
+def read_reconcile(top: Section) -> ReconcileConfig:
+    """`reconcile:`."""
+    section = top.section("reconcile", [f.name for f in fields(ReconcileConfig)])
+    scope = section.choice("scope", "activated", ("activated", "all"))
+    return ReconcileConfig(
+        interval=section.duration("interval", timedelta(hours=1)),
+        scope=cast(Literal["activated", "all"], scope),
+        repair=section.boolean("repair", True),
+    )
+
+
+def read_report(top: Section) -> ReportConfig:
+    """`report:`; without `email:` reports are stored and served but not mailed."""
+    section = top.section("report", ["send", "email"])
+    send = section.choice("send", "on-exceptions", ("on-exceptions", "always"))
+    email = None
+    if section.given("email"):
+        keys = ["to", "from", "smtp_host", "smtp_port", "starttls", "username"]
+        email = _email(section.section("email", keys, secrets=["password"]))
+    return ReportConfig(send=cast(Literal["on-exceptions", "always"], send), email=email)
+
+
+def _email(section: Section) -> EmailConfig:
+    to = section.strings("to")
+    sender = section.required_string("from")
+    for key, address in [*((f"to[{i}]", a) for i, a in enumerate(to)), ("from", sender)]:
+        if "@" not in address:
+            raise section.error(key, f"expected an email address, got {describe(address)}")
+    username = section.string("username", None) or None
+    password = section.secret("password", required=False)
+    if (username is None) != (password is None):
+        missing, given = ("password", "username") if username else ("username", "password")
+        raise section.error(missing, f"required with {section.key(given)}")
+    smtp_host = section.string("smtp_host", "127.0.0.1")
+    assert smtp_host is not None
+    return EmailConfig(
+        to=to,
+        sender=sender,
+        smtp_host=smtp_host,
+        smtp_port=section.integer("smtp_port", 25, low=1, high=65535),
+        starttls=section.boolean("starttls", False),
+        username=username,
+        password=password,
+    )
+
+
+def read_logging(top: Section) -> LoggingConfig:
+    """`logging:`; the level is normalised to lower case."""
+    section = top.section("logging", ["format", "level"])
+    fmt = section.choice("format", "auto", ("auto", "json", "console"))
+    level = section.string("level", "info")
+    assert level is not None
+    level = {"warn": "warning"}.get(level.lower(), level.lower())
+    if level not in _LEVELS:
+        raise section.error("level", f"expected one of {', '.join(_LEVELS)}, got {describe(level)}")
+    return LoggingConfig(format=cast(Literal["auto", "json", "console"], fmt), level=level)

@@ -1,0 +1,311 @@
+"""The operators' HTTP endpoints (DESIGN.md §5, §9): a plain aiohttp application run inside the daemon."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from daemon import logs
+from daemon.config import Config
+from daemon.metrics import Metrics
+from daemon.store import Record, RecordKey, Store, iso
+from daemon.sync import ConnectionMonitor, ExportGate, error_text
+
+log = logs.get("st_intacct_sync.http")
+VERSION = "0.1.0"
+MAX_ENSURE_IDS = 200
+MAX_TIMEOUT_S = 300.0
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+
+
+class Reconciler(Protocol):
+    """What the HTTP layer needs of the reconciliation service."""
+
+    async def start_run(self, trigger: str) -> int: ...
+
+    async def latest(self) -> dict[str, Any] | None: ...
+
+
+class Services(Protocol):
+    """The daemon's parts the endpoints read from (the supervisor provides them)."""
+
+    store: Store
+    metrics: Metrics
+    gate: ExportGate
+    intacct_monitor: ConnectionMonitor
+    servicetitan_monitor: ConnectionMonitor
+    started: float
+    owner: str
+
+    @property
+    def reconciler(self) -> Reconciler | None: ...
+
+    def config(self) -> Config: ...
+
+    def is_leader(self) -> bool: ...
+
+    async def database_ok(self) -> bool: ...
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, ensure_ascii=False, default=str))
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    """Every error answer is JSON; an unexpected exception is logged and answered 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+    except Exception:
+        log.exception("http_handler_failed", path=request.path, method=request.method)
+        return _error(500, "internal error (see the daemon's log)")
+
+
+@web.middleware
+async def bearer_token(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                       ) -> web.StreamResponse:
+    """POST needs the token whenever one is configured; off loopback, so do the data endpoints."""
+    config = request.app[SERVICES].config()
+    token = config.http.token
+    needs = request.method != "GET" or (not config.http.loopback and request.path not in OPEN_PATHS)
+    if needs and (token is not None or not config.http.loopback):
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {token.reveal()}" if token is not None else None
+        # compare_digest: the time taken does not tell an attacker how much of the token matched.
+        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="st-intacct-sync"'})
+    return await handler(request)
+
+
+async def livez(_request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    reasons = []
+    if not await services.database_ok():
+        reasons.append("database does not answer")
+    if services.intacct_monitor.state == "error":
+        error = services.intacct_monitor.last_error or {}
+        reasons.append(f"Intacct connection in error: {error_text(error) or 'unknown error'}")
+    if reasons:
+        return _json({"status": "not-ready", "reasons": reasons}, 503)
+    return _json({"status": "ready"})
+
+
+async def status_document(services: Services) -> dict[str, Any]:
+    """The §9 status document."""
+    config = services.config()
+    store = services.store
+    counts = await store.counts()
+    oldest = await store.oldest_pending()
+    tenant = await store.tenant_settings()
+    last_poll = await store.last_poll_at()
+    latest = await services.reconciler.latest() if services.reconciler else None
+    now = datetime.now(UTC)
+    settings = {name: getattr(config.settings, name) for name in (
+        "enable_intacct_projects", "enable_customer_project_linkage", "enable_project_automatic_synchronization",
+        "enable_parent_project_mapping", "use_project_name_for_intacct_project_name")}
+    settings["auto_sync_activated_at"] = iso(tenant.activated_at) if tenant and tenant.auto_sync_on else None
+    failures = await store.recent_failures(10)
+    return {
+        "service": "st-intacct-sync",
+        "version": VERSION,
+        "uptime_s": round(time.monotonic() - services.started, 1),
+        "tenant_id": config.servicetitan.tenant_id,
+        "settings": settings,
+        "connections": {
+            "intacct": services.intacct_monitor.public(),
+            "servicetitan": services.servicetitan_monitor.public(),
+        },
+        "queue": {**counts, "oldest_pending_age_s": round((now - oldest).total_seconds(), 1) if oldest else 0.0},
+        "poller": {"last_poll_at": iso(last_poll),
+                   "lag_s": round((now - last_poll).total_seconds(), 1) if last_poll else None},
+        "reconcile": {"last_run_at": latest["finished_at"] if latest else None,
+                      "exceptions": latest["exceptions"] if latest else 0},
+        "recent_failures": [
+            {"kind": f["kind"], "id": f["id"], "error": error_text(f["error"]), "at": iso(f["at"])}
+            for f in failures
+        ],
+        "replica": {"owner": services.owner, "leader": services.is_leader()},
+    }
+
+
+async def status(request: web.Request) -> web.Response:
+    return _json(await status_document(request.app[SERVICES]))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    services.metrics.set_counts(await services.store.counts())
+    last_poll = await services.store.last_poll_at()
+    if last_poll is not None:
+        services.metrics.poll_lag.set((datetime.now(UTC) - last_poll).total_seconds())
+    for name, monitor in (("intacct", services.intacct_monitor), ("servicetitan", services.servicetitan_monitor)):
+        services.metrics.connection_up.labels(system=name).set(1 if monitor.state == "ok" else 0)
+    return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _cursor_out(updated_at: datetime, kind: str, st_id: int) -> str:
+    raw = json.dumps([updated_at.isoformat(), kind, st_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor_in(text: str) -> tuple[datetime, str, int]:
+    try:
+        padded = text + "=" * (-len(text) % 4)
+        at, kind, st_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(at), str(kind), int(st_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise web.HTTPBadRequest(reason="after: not a cursor this endpoint returned") from exc
+
+
+def _kind(value: str) -> str:
+    if value not in ("job", "project"):
+        raise web.HTTPBadRequest(reason="kind must be job or project")
+    return value
+
+
+def _st_id(value: str) -> int:
+    try:
+        st_id = int(value)
+    except ValueError:
+        raise web.HTTPBadRequest(reason="id must be an integer") from None
+    if st_id <= 0:
+        raise web.HTTPBadRequest(reason="id must be positive")
+    return st_id
+
+
+async def list_records(request: web.Request) -> web.Response:
+    q = request.query
+    state = q.get("state") or None
+    if state is not None and state not in ("pending", "syncing", "synced", "blocked-by-connection", "failed"):
+        raise web.HTTPBadRequest(reason=f"unknown state {state!r}")
+    kind = _kind(q["kind"]) if q.get("kind") else None
+    try:
+        limit = int(q.get("limit", "100"))
+    except ValueError:
+        raise web.HTTPBadRequest(reason="limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise web.HTTPBadRequest(reason="limit must be between 1 and 1000")
+    after = _cursor_in(q["after"]) if q.get("after") else None
+    records = await request.app[SERVICES].store.list_records(state=state, kind=kind, limit=limit, after=after)
+    next_cursor = None
+    if len(records) == limit:
+        last = records[-1]
+        next_cursor = _cursor_out(last.updated_at, last.kind, last.st_id)
+    return _json({"records": [r.public() for r in records], "next": next_cursor})
+
+
+async def _tracked(request: web.Request) -> tuple[Store, Record]:
+    """The record named by the path's {kind}/{id}, or 404."""
+    key = RecordKey(_kind(request.match_info["kind"]), _st_id(request.match_info["id"]))
+    store = request.app[SERVICES].store
+    record = await store.get(key)
+    if record is None:
+        raise web.HTTPNotFound(reason=f"{key} is not tracked")
+    return store, record
+
+
+async def get_record(request: web.Request) -> web.Response:
+    store, record = await _tracked(request)
+    key = record.key
+    body = record.public()
+    body["history"] = [h.public() for h in await store.history(key)]
+    return _json(body)
+
+
+async def retry_record(request: web.Request) -> web.Response:
+    store, record = await _tracked(request)
+    key = record.key
+    if not await store.retry_failed([key], priority=5, reason="operator retry (HTTP)"):
+        return _error(409, f"{key} is {record.state.value}, not failed")
+    updated = await store.get(key)
+    return _json(updated.public() if updated else {})
+
+
+def _ids(body: dict[str, Any], name: str) -> list[int]:
+    value = body.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0
+                                              for i in value):
+        raise web.HTTPBadRequest(reason=f"{name} must be a list of positive integer ServiceTitan ids")
+    return value
+
+
+async def ensure(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(reason="the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(reason="the body must be a JSON object")
+    unknown = set(body) - {"jobs", "projects", "timeout_s"}
+    if unknown:
+        raise web.HTTPBadRequest(reason=f"unknown fields: {', '.join(sorted(unknown))}")
+    keys = [RecordKey("job", i) for i in _ids(body, "jobs")] + [RecordKey("project", i)
+                                                                 for i in _ids(body, "projects")]
+    if not keys:
+        raise web.HTTPBadRequest(reason="give at least one id in jobs or projects")
+    if len(keys) > MAX_ENSURE_IDS:
+        raise web.HTTPBadRequest(reason=f"at most {MAX_ENSURE_IDS} ids per request")
+    timeout = body.get("timeout_s", 30)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_S:
+        raise web.HTTPBadRequest(reason=f"timeout_s must be a number of seconds in (0, {MAX_TIMEOUT_S:.0f}]")
+    outcome = await request.app[SERVICES].gate.ensure(keys, float(timeout))
+    return _json(outcome.public(), outcome.status)
+
+
+async def start_reconcile(request: web.Request) -> web.Response:
+    reconciler = request.app[SERVICES].reconciler
+    if reconciler is None:
+        return _error(503, "reconciliation is not available in this process")
+    run_id = await reconciler.start_run("http")
+    return _json({"id": run_id, "status": "started"}, 202)
+
+
+async def latest_reconcile(request: web.Request) -> web.Response:
+    reconciler = request.app[SERVICES].reconciler
+    latest = await reconciler.latest() if reconciler else None
+    if latest is None:
+        raise web.HTTPNotFound(reason="no reconciliation has finished yet")
+    return _json(latest)
+
+
+def create_app(services: Services) -> web.Application:
+    """The application; the supervisor runs it with AppRunner/TCPSite."""
+    app = web.Application(middlewares=[errors_as_json, bearer_token], client_max_size=64 * 1024)
+    app[SERVICES] = services
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/status", status)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/records", list_records)
+    app.router.add_get("/v1/records/{kind}/{id}", get_record)
+    app.router.add_post("/v1/records/{kind}/{id}/retry", retry_record)
+    app.router.add_post("/v1/ensure", ensure)
+    app.router.add_post("/v1/reconcile", start_reconcile)
+    app.router.add_get("/v1/reconcile/latest", latest_reconcile)
+    return app

@@ -1,0 +1,16 @@
+"""PostgreSQL: the one class that runs SQL, the typed rows it returns, migrations and advisory locks."""
+
+from __future__ import annotations
+
+from daemon.store.database import DatabaseUnavailable, open_database
+from daemon.store.locks import lock_key
+from daemon.store.migrations import migrate
+from daemon.store.reconcile_rows import CATEGORY_ORDER, DRIFT, NOT_EXCEPTIONS, Category, Finding, RunRecord, Tracked
+from daemon.store.rows import Finished, Record, RecordKey, RecordUpsert, Requeue, Synced, Transition, UpsertResult, iso
+from daemon.store.store import Store
+
+__all__ = [
+    "CATEGORY_ORDER", "Category", "DRIFT", "DatabaseUnavailable", "Finding", "Finished", "NOT_EXCEPTIONS",
+    "Record", "RecordKey", "RecordUpsert", "Requeue", "RunRecord", "Store", "Synced", "Tracked", "Transition",
+    "UpsertResult", "iso", "lock_key", "migrate", "open_database",
+]

@@ -1,0 +1,16 @@
+"""From ServiceTitan to Intacct: poller, ingestion, workers, sync engine, export gating, connection health."""
+
+from __future__ import annotations
+
+from daemon.sync.engine import SyncEngine, project_fields
+from daemon.sync.gate import PRIORITY, ExportGate, error_text
+from daemon.sync.health import ERROR, OK, ConnectionMonitor
+from daemon.sync.ingest import Ingestor
+from daemon.sync.poller import Poller
+from daemon.sync.waiters import StateWaiters
+from daemon.sync.workers import DB_ERRORS, WorkerPool
+
+__all__ = [
+    "ConnectionMonitor", "DB_ERRORS", "ERROR", "ExportGate", "Ingestor", "OK", "PRIORITY", "Poller",
+    "StateWaiters", "SyncEngine", "WorkerPool", "error_text", "project_fields",
+]

@@ -1,0 +1,166 @@
+"""Export gating: make sure given jobs and projects exist in Intacct now (DESIGN.md §5).
+
+An explicit request is not retroactive sync: it works for records older than the activation time and
+while automatic synchronization is off. The records are synced inline, ahead of background work,
+through the same engine the workers use (and the same per-company request cap).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.errors import AdapterError
+from daemon import logs
+from daemon.config import Config
+from daemon.store import Record, RecordKey, Store
+from daemon.sync.engine import SyncEngine
+from daemon.sync.health import ConnectionMonitor, safe_error
+from daemon.sync.ingest import Ingestor
+from daemon.sync.waiters import StateWaiters
+from statemachine import State
+
+log = logs.get("st_intacct_sync.ensure")
+
+PRIORITY = 10
+TERMINAL = {State.SYNCED, State.FAILED, State.BLOCKED}
+
+
+def error_text(error: dict[str, Any] | None) -> str | None:
+    """A record's last error as one readable line."""
+    if not error:
+        return None
+    parts = [error.get(k) for k in ("errorno", "description", "description2", "correction")]
+    return " ".join(str(p) for p in parts if p) or None
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    key: RecordKey
+    state: str
+    intacct_project_id: str | None
+    error: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {"kind": self.key.kind, "id": self.key.st_id, "state": self.state,
+                "intacct_project_id": self.intacct_project_id, "error": self.error}
+
+
+@dataclass(frozen=True)
+class EnsureOutcome:
+    status: int  # the HTTP status of §5
+    results: list[EnsureResult]
+    message: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": self.status == 200, "results": [r.public() for r in self.results]}
+        if self.message:
+            body["error"] = self.message
+        return body
+
+
+class ExportGate:
+    """Implements `POST /v1/ensure` and the `sync` command."""
+
+    def __init__(
+        self,
+        store: Store,
+        ingestor: Ingestor,
+        engine: SyncEngine,
+        intacct_monitor: ConnectionMonitor,
+        servicetitan_monitor: ConnectionMonitor,
+        waiters: StateWaiters,
+        config: Callable[[], Config],
+    ) -> None:
+        self.store = store
+        self.ingestor = ingestor
+        self.engine = engine
+        self.intacct_monitor = intacct_monitor
+        self.servicetitan_monitor = servicetitan_monitor
+        self.waiters = waiters
+        self._config = config
+
+    async def ensure(self, keys: Sequence[RecordKey], timeout: float) -> EnsureOutcome:
+        """Sync `keys` now (with their parents) and report their states."""
+        keys = list(dict.fromkeys(keys))
+        if not self._config().settings.enable_intacct_projects:
+            return EnsureOutcome(409, [EnsureResult(k, "disabled", None, "Intacct projects are disabled")
+                                       for k in keys], "settings.enable_intacct_projects is off")
+        deadline = time.monotonic() + timeout
+        records = await self.store.get_many(keys)
+        stale = [k for k in keys if k not in records or not records[k].up_to_date]
+        if stale:
+            try:
+                report = await self.ingestor.fetch(stale, priority=PRIORITY)
+            except AdapterError as exc:
+                await self.servicetitan_monitor.failed(exc)
+                return EnsureOutcome(503, [EnsureResult(k, "unknown", None, safe_error(exc)["description"])
+                                              for k in keys], "ServiceTitan could not be read")
+            await self.servicetitan_monitor.succeeded()
+            if report.missing:
+                missing = set(report.missing)
+                return EnsureOutcome(404, [
+                    EnsureResult(k, "not-found" if k in missing else "unknown", None,
+                                 "not found in ServiceTitan" if k in missing else None)
+                    for k in keys], "unknown to ServiceTitan: " + ", ".join(str(k) for k in report.missing))
+        return await self._drive(keys, deadline)
+
+    async def _drive(self, keys: list[RecordKey], deadline: float) -> EnsureOutcome:
+        boosted = False
+        while True:
+            records = await self.store.get_many(keys)
+            open_keys = [k for k in keys if k not in records or records[k].state not in TERMINAL]
+            if not open_keys or time.monotonic() >= deadline:
+                return self._outcome(keys, records)
+            if not self.intacct_monitor.usable:
+                # The queue holds while Intacct is in error: these wait with the rest, and the
+                # answer says so as soon as they are blocked (a claim in flight elsewhere ends soon).
+                if await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error"):
+                    continue
+                await self.waiters.wait(open_keys, min(0.25, max(0.0, deadline - time.monotonic())))
+                continue
+            wanted = self._with_parents(open_keys, records)
+            if not boosted:
+                await self.store.raise_priority(wanted, PRIORITY)
+                boosted = True
+            claimed = await self.store.claim_batch(
+                self.engine.owner, max(len(wanted), 1), self._config().sync.lease, only=wanted
+            )
+            if claimed:
+                await self.engine.process(claimed, priority=True)
+                continue
+            # Held by a worker (or waiting for a parent in flight): wait for it to move.
+            await self.waiters.wait(open_keys, min(0.25, max(0.0, deadline - time.monotonic())))
+
+    @staticmethod
+    def _with_parents(keys: list[RecordKey], records: dict[RecordKey, Record]) -> list[RecordKey]:
+        wanted = list(keys)
+        for k in keys:
+            r = records.get(k)
+            if r is not None and r.kind == "job" and r.parent_project_id and r.st_project_id is not None:
+                parent = RecordKey("project", r.st_project_id)
+                if parent not in wanted:
+                    wanted.insert(0, parent)
+        return wanted
+
+    @staticmethod
+    def _outcome(keys: list[RecordKey], records: dict[RecordKey, Record]) -> EnsureOutcome:
+        results = []
+        for k in keys:
+            r = records.get(k)
+            if r is None:
+                results.append(EnsureResult(k, "unknown", None, "not tracked"))
+            else:
+                error = error_text(r.last_error) if r.state is not State.SYNCED else None
+                results.append(EnsureResult(k, r.state.value, r.intacct_project_id, error))
+        states = {r.state for r in results}
+        if states == {State.SYNCED.value}:
+            status = 200
+        elif State.FAILED.value in states:
+            status = 409
+        else:
+            status = 503
+        return EnsureOutcome(status, results)
+

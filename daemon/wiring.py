@@ -1,0 +1,106 @@
+"""The wired-up parts shared by the daemon and the one-shot commands (`sync`, `backfill`, `reconcile`).
+
+One `async with open_toolkit(config)` opens the database pool (migrated), both HTTP client sessions
+and the adapters, and wires the store, the sync engine and export gating; leaving it closes them in
+reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+
+from adapters.intacct import IntacctClient
+from adapters.servicetitan import ServiceTitanClient
+from daemon import logs
+from daemon.config import Config, intacct_credentials, servicetitan_credentials
+from daemon.metrics import Metrics
+from daemon.store import Store, migrate, open_database
+from daemon.sync import ConnectionMonitor, ExportGate, Ingestor, StateWaiters, SyncEngine
+from statemachine import RetryPolicy
+
+log = logs.get("st_intacct_sync.toolkit")
+
+
+def new_owner(role: str = "daemon") -> str:
+    """A lease owner id unique to this process: host, pid and a random suffix."""
+    return f"{role}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Toolkit:
+    """Everything needed to read ServiceTitan, write Intacct and keep the records."""
+
+    config: Callable[[], Config]
+    dsn: str
+    pool: asyncpg.Pool
+    store: Store
+    servicetitan: ServiceTitanClient
+    intacct: IntacctClient
+    intacct_monitor: ConnectionMonitor
+    servicetitan_monitor: ConnectionMonitor
+    ingestor: Ingestor
+    engine: SyncEngine
+    gate: ExportGate
+    waiters: StateWaiters
+    metrics: Metrics
+
+
+@contextlib.asynccontextmanager
+async def open_toolkit(
+    config: Callable[[], Config],
+    *,
+    owner: str,
+    stop: asyncio.Event | None = None,
+    metrics: Metrics | None = None,
+    pool_size: int | None = None,
+) -> AsyncIterator[Toolkit]:
+    """Open and wire everything; `config` is called whenever the current settings are needed."""
+    cfg = config()
+    metrics = metrics or Metrics()
+    async with contextlib.AsyncExitStack() as stack:
+        dsn = await stack.enter_async_context(open_database(cfg, stop))
+        pool = await stack.enter_async_context(
+            asyncpg.create_pool(dsn, min_size=1, max_size=pool_size or cfg.sync.workers + 8, command_timeout=60)
+        )
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            log.info("migrations_applied", versions=[m.version for m in applied])
+        store = Store(pool, cfg.servicetitan.tenant_id)
+        waiters = StateWaiters()
+        store.on_transitions(metrics.on_transitions)
+        store.on_transitions(waiters.on_transitions)
+        st_session = await stack.enter_async_context(aiohttp.ClientSession())
+        ia_session = await stack.enter_async_context(aiohttp.ClientSession())
+        servicetitan = ServiceTitanClient(
+            st_session, servicetitan_credentials(cfg), observer=metrics.observe_servicetitan
+        )
+        intacct = IntacctClient(
+            ia_session,
+            intacct_credentials(cfg),
+            max_concurrent_requests=cfg.intacct.max_concurrent_requests,
+            request_timeout=cfg.intacct.request_timeout.total_seconds(),
+            observer=metrics.observe_intacct,
+        )
+        intacct_monitor = ConnectionMonitor("intacct")
+        servicetitan_monitor = ConnectionMonitor("servicetitan")
+
+        def policy() -> RetryPolicy:
+            sync = config().sync
+            return RetryPolicy(sync.max_attempts, sync.backoff_initial, sync.backoff_max)
+
+        engine = SyncEngine(store, intacct, intacct_monitor, owner=owner, policy=policy,
+                            max_functions=lambda: config().intacct.max_functions_per_request)
+        ingestor = Ingestor(store, servicetitan, config)
+        gate = ExportGate(store, ingestor, engine, intacct_monitor, servicetitan_monitor, waiters, config)
+        yield Toolkit(config, dsn, pool, store, servicetitan, intacct, intacct_monitor, servicetitan_monitor,
+                      ingestor, engine, gate, waiters, metrics)
