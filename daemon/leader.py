@@ -16,20 +16,18 @@ from typing import Any
 import asyncpg
 
 from daemon import logs
+from daemon.store import DB_ERRORS, try_lock
 
 log = logs.get("st_intacct_sync.leader")
 
-# What ends a term of leadership without being a bug: the lock's session, or the work's database, failed.
-# InternalClientError: asyncpg's answer when the server ends the session in the middle of an operation.
-CONNECTION_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                     TimeoutError)
 
 
 def _connection_failure(exc: BaseException) -> bool:
-    """Whether `exc` is a connection error, or a group (from the work's TaskGroup) of nothing else."""
+    """Whether `exc` is a database error, or a group (from the work's TaskGroup) of nothing else: what
+    ends a term of leadership without being a bug (the lock's session, or the work's database, failed)."""
     if isinstance(exc, BaseExceptionGroup):
         return all(_connection_failure(e) for e in exc.exceptions)
-    return isinstance(exc, CONNECTION_ERRORS)
+    return isinstance(exc, DB_ERRORS)
 
 
 def _describe(exc: BaseException) -> str:
@@ -55,7 +53,7 @@ async def lead(
         conn: asyncpg.Connection | None = None
         try:
             conn = await connect(dsn)
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key, timeout=timeout):
+            while not await try_lock(conn, key, timeout=timeout):
                 await asyncio.sleep(retry_every)
             log.info("leadership_acquired", role=role)
             task = asyncio.create_task(work(), name=f"{role}-work")

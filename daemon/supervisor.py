@@ -26,8 +26,8 @@ from daemon.leader import lead
 from daemon.metrics import Metrics
 from daemon.reconcile import ReconcileService
 from daemon.sdnotify import Notifier
-from daemon.store import Transition, iso, lock_key
-from daemon.sync import DB_ERRORS, ERROR, OK, ConnectionMonitor, Poller, WorkerPool, error_text
+from daemon.store import DB_ERRORS, Transition, iso, lock_key
+from daemon.sync import ERROR, OK, ConnectionMonitor, Poller, WorkerPool, error_text
 from daemon.tasks import TaskSet
 from daemon.wiring import new_owner, open_toolkit
 from statemachine import State

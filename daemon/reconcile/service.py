@@ -34,12 +34,10 @@ from daemon.reconcile.index import from_us
 from daemon.reconcile.mail import DAEMON_MAIL, MailPolicy, ReportMailer
 from daemon.reconcile.outcome import Outcome, RunSettings
 from daemon.reconcile.run import Run
-from daemon.store import Finding, RunRecord, Store, lock_key
-from daemon.store.queries import queries
+from daemon.store import DB_ERRORS, Finding, RunRecord, Store, locks
 from daemon.sync import Ingestor
 
 log = logs.get("st_intacct_sync.reconcile")
-Q = queries()
 
 LATEST_EXCEPTIONS = 1000  # served by /v1/reconcile/latest, with the total beside them
 KEEP_RUNS = 500
@@ -268,7 +266,7 @@ class ReconcileService:
         except asyncio.CancelledError:
             await self._fail(run.id, "interrupted: the daemon stopped or lost leadership", loop.time() - began)
             raise
-        except (AdapterError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (AdapterError, *DB_ERRORS) as exc:
             message = exc.message if isinstance(exc, AdapterError) else f"{type(exc).__name__}: {exc}"
             log.error("reconcile_failed", run=run.id, error=self.redactor.redact(message))
             await self._fail(run.id, self.redactor.redact(message), loop.time() - began)
@@ -303,21 +301,21 @@ class ReconcileService:
     @contextlib.asynccontextmanager
     async def _lock(self, *, wait: bool, on_wait: Callable[[int | None], None] | None) -> AsyncIterator[bool]:
         """Hold the tenant's reconcile lock on a connection of its own (it dies with the process)."""
-        key = lock_key("reconcile", self.tenant_id)
+        key = locks.lock_key("reconcile", self.tenant_id)
         conn = await asyncpg.connect(self.dsn, timeout=10)
         try:
-            held = bool(await conn.fetchval(Q["try_advisory_lock"], key))
+            held = await locks.try_lock(conn, key)
             if not held and wait:
                 if on_wait is not None:
                     on_wait(await self.store.running_reconcile_run())
-                await conn.fetchval(Q["advisory_lock"], key, timeout=None)
+                await locks.lock(conn, key)
                 held = True
             try:
                 yield held
             finally:
                 if held:
                     with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.fetchval(Q["advisory_unlock"], key))
+                        await asyncio.shield(locks.unlock(conn, key))
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)

@@ -17,6 +17,7 @@ import asyncpg
 
 from daemon import logs
 from daemon.config import Config
+from daemon.store.errors import DB_ERRORS
 
 log = logs.get("st_intacct_sync.database")
 
@@ -47,7 +48,7 @@ async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int
         except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
             # Not something waiting fixes: say so instead of retrying forever.
             raise DatabaseUnavailable(f"{_masked(dsn)}: the server refused the login: {exc}") from None
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DB_ERRORS as exc:
             if attempts is not None and tries >= attempts:
                 raise DatabaseUnavailable(f"{_masked(dsn)}: {type(exc).__name__}: {exc}") from None
             log.warning("database_unavailable", dsn=_masked(dsn), error=f"{type(exc).__name__}: {exc}",
@@ -77,7 +78,7 @@ async def _create_database(dsn: str) -> None:
             await conn.close()
     except asyncpg.DuplicateDatabaseError:
         return  # another replica created it meanwhile
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except DB_ERRORS as exc:
         raise DatabaseUnavailable(
             f"{_masked(dsn)}: the database {name!r} does not exist and could not be created ({exc}); "
             f"create it (createdb {name}) or give the role CREATEDB"

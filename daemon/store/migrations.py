@@ -8,6 +8,7 @@ from importlib import resources
 
 import asyncpg
 
+from daemon.store.locks import lock_transaction
 from daemon.store.queries import sql_file
 
 # Any constant works; it only has to be the same in every replica.
@@ -40,7 +41,7 @@ async def migrate(conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy[as
     """Apply the migrations this database lacks; returns those applied."""
     applied: list[Migration] = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        await lock_transaction(conn, _MIGRATION_LOCK)
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"

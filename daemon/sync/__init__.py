@@ -8,9 +8,9 @@ from daemon.sync.health import ERROR, OK, ConnectionMonitor
 from daemon.sync.ingest import Ingestor
 from daemon.sync.poller import Poller
 from daemon.sync.waiters import StateWaiters
-from daemon.sync.workers import DB_ERRORS, WorkerPool
+from daemon.sync.workers import WorkerPool
 
 __all__ = [
-    "ConnectionMonitor", "DB_ERRORS", "ERROR", "ExportGate", "Ingestor", "OK", "PRIORITY", "Poller",
+    "ConnectionMonitor", "ERROR", "ExportGate", "Ingestor", "OK", "PRIORITY", "Poller",
     "StateWaiters", "SyncEngine", "WorkerPool", "error_text", "project_fields",
 ]

@@ -16,16 +16,13 @@ import asyncpg
 
 from daemon import logs
 from daemon.config import Config
-from daemon.store import Record, Store
+from daemon.store import DB_ERRORS, Record, Store
 from daemon.sync.engine import SyncEngine
 from daemon.sync.health import ConnectionMonitor
 
 log = logs.get("st_intacct_sync.workers")
 
 FALLBACK_POLL = 5.0  # seconds between claims when no NOTIFY arrives (lost notifications, other replicas)
-# InternalClientError: what asyncpg raises when the server ends the session in the middle of an
-# operation ("cannot switch to state 12; another operation is in progress"), e.g. a restart.
-DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
 
 
 class WorkerPool:

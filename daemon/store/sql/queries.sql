@@ -428,7 +428,7 @@ FROM unnest($2::text[]) AS v(project_id)
 JOIN records r ON r.tenant_id = $1 AND r.intacct_project_id = v.project_id;
 
 -- name: try_advisory_lock
--- Session advisory locks, held on a dedicated connection (reconcile runs are serialised per tenant).
+-- Session advisory locks, held on a dedicated connection (the leader's; reconcile runs, one per tenant).
 SELECT pg_try_advisory_lock($1);
 
 -- name: advisory_lock
@@ -436,3 +436,7 @@ SELECT pg_advisory_lock($1);
 
 -- name: advisory_unlock
 SELECT pg_advisory_unlock($1);
+
+-- name: advisory_xact_lock
+-- Held until the transaction ends (migrations, one replica at a time).
+SELECT pg_advisory_xact_lock($1);
