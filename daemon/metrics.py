@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from daemon.store import Transition
-from statemachine import STORED_STATES
+from statemachine import STORED_STATES, State
 
 PREFIX = "st_intacct_sync"
 # The *_created series double the output for no operator value.
@@ -62,9 +62,9 @@ class Metrics:
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
         """Count claims that ended (the store's transition listener)."""
         for t in transitions:
-            if t.from_state == "syncing":
-                result = {"synced": "synced", "failed": "failed", "blocked-by-connection": "blocked"}.get(
-                    t.to_state, "retry"
+            if t.from_state == State.SYNCING:
+                result = {State.SYNCED: "synced", State.FAILED: "failed", State.BLOCKED: "blocked"}.get(
+                    State(t.to_state), "retry"
                 )
                 self.syncs.labels(result=result).inc()
 

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from daemon import logs
 from daemon.config import Config, ConfigError, intacct_credentials, load_config, servicetitan_credentials
+from daemon.exits import EXIT_FAILED, EXIT_OK
 from daemon.http import create_app
 from daemon.leader import lead
 from daemon.metrics import Metrics
@@ -112,7 +113,7 @@ class Daemon:
         self.workers = WorkerPool(self.store, self.engine, self.intacct_monitor, self.config, self.dsn)
         # Work enqueued in this process wakes the workers at once, without the NOTIFY round trip.
         self.store.on_transitions(
-            lambda ts: self.workers.poke() if any(t.to_state == "pending" for t in ts) else None
+            lambda ts: self.workers.poke() if any(t.to_state == State.PENDING for t in ts) else None
         )
         self.poller_wake = asyncio.Event()
         self.poller = Poller(self.store, self.servicetitan, self.ingestor, self.servicetitan_monitor, self.config,
@@ -164,9 +165,9 @@ class Daemon:
             died.cancel()
         if self.tasks.failed.is_set():
             log.error("stopping_after_failure", reason=self.tasks.failure)
-            return 1
+            return EXIT_FAILED
         log.info("stopping", reason="signal")
-        return 0
+        return EXIT_OK
 
     async def _drain(self) -> None:
         self.notifier.stopping()

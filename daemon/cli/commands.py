@@ -16,14 +16,13 @@ from typing import Any
 from adapters.errors import AdapterError
 from daemon import logs
 from daemon.config import Config, ConfigError, load_config
+from daemon.exits import EXIT_BAD_INPUT, EXIT_EXCEPTIONS_REMAIN, EXIT_FAILED, EXIT_OK
 from daemon.http import render_status
 from daemon.store import DatabaseUnavailable, RecordKey, open_database
 from daemon.store import migrate as apply_migrations
 from daemon.supervisor import StartupError
 from daemon.sync import PRIORITY
 from daemon.wiring import new_owner, open_toolkit
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class CommandError(Exception):
@@ -219,9 +218,6 @@ def retry(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return int(asyncio.run(go()))
-
-
-EXIT_EXCEPTIONS_REMAIN = 3
 
 
 @guarded

@@ -13,10 +13,7 @@ import yaml
 
 from daemon.cli import commands
 from daemon.config import ConfigError, load_config
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2  # also argparse's own exit code for usage errors
+from daemon.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from daemon.config import Config
 from daemon.http import render_status
 from simulators import intacct as ia_sim
 from simulators import servicetitan as st_sim
+from statemachine import STORED_STATES, State
 
 if TYPE_CHECKING:
     from daemon.supervisor import Daemon
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 LIFE_EVERY_S = 10.0
 FOLLOW_TIMEOUT_S = 60.0
 SAMPLE_PARENTS, SAMPLE_CHILDREN = 2, 3
-_QUEUE = ("pending", "syncing", "synced", "blocked-by-connection", "failed")
+_QUEUE = tuple(s.value for s in STORED_STATES)
+PENDING, SYNCING, SYNCED, BLOCKED, FAILED = (
+    s.value for s in (State.PENDING, State.SYNCING, State.SYNCED, State.BLOCKED, State.FAILED))
 
 
 @dataclass
@@ -179,21 +182,21 @@ class Show:
             tracked = sum(int(queue.get(state, 0)) for state in _QUEUE)
             elapsed = time.monotonic() - started
             self.out.progress(
-                f"[{elapsed:3.0f} s] pending {queue['pending']}  syncing {queue['syncing']}  "
-                f"synced {queue['synced']}  blocked {queue['blocked-by-connection']}  failed {queue['failed']}"
+                f"[{elapsed:3.0f} s] pending {queue[PENDING]}  syncing {queue[SYNCING]}  "
+                f"synced {queue[SYNCED]}  blocked {queue[BLOCKED]}  failed {queue[FAILED]}"
                 f"  | Intacct projects {len(self.sims.intacct.projects)}"
             )
-            busy = queue["pending"] + queue["syncing"] + queue["blocked-by-connection"]
+            busy = queue[PENDING] + queue[SYNCING] + queue[BLOCKED]
             if tracked >= expected and busy == 0:
                 break
             await asyncio.sleep(1.0)
         self.out.line()
         kinds = f"{len(self.sims.tenant.projects)} projects, {len(self.sims.tenant.jobs)} jobs"
-        if queue["failed"]:
-            self.out.line(f"every record settled in {elapsed:.1f} s: {queue['synced']} synced, {queue['failed']} "
+        if queue[FAILED]:
+            self.out.line(f"every record settled in {elapsed:.1f} s: {queue[SYNCED]} synced, {queue[FAILED]} "
                           f"failed ({kinds}; see recent failures below)")
         else:
-            self.out.line(f"all {queue['synced']} records synced in {elapsed:.1f} s ({kinds}); Intacct now holds "
+            self.out.line(f"all {queue[SYNCED]} records synced in {elapsed:.1f} s ({kinds}); Intacct now holds "
                           f"{len(self.sims.intacct.projects)} projects")
 
     # ---- the summary ------------------------------------------------------------------------------

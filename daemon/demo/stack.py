@@ -33,12 +33,12 @@ from aiohttp import web
 from daemon import logs
 from daemon.config import Config, ConfigError, parse_config
 from daemon.demo.show import Console, Show, Simulators
+from daemon.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from daemon.sdnotify import Notifier
 from daemon.supervisor import Daemon
 from simulators import intacct as ia_sim
 from simulators import servicetitan as st_sim
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 TENANT_ID = 1234567
 # Not secrets: the simulators are told to expect them, and they are harmless to show.
 ST_CLIENT_ID = "demo-client"

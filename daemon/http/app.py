@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import importlib.metadata
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -18,9 +19,11 @@ from daemon.config import Config
 from daemon.metrics import Metrics
 from daemon.store import Record, RecordKey, Store, iso
 from daemon.sync import ConnectionMonitor, ExportGate, error_text
+from statemachine import STORED_STATES
 
 log = logs.get("st_intacct_sync.http")
-VERSION = "0.1.0"
+# The installed distribution's version: pyproject.toml is the one place it is written.
+VERSION = importlib.metadata.version("st-intacct-sync")
 MAX_ENSURE_IDS = 200
 MAX_TIMEOUT_S = 300.0
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
@@ -202,7 +205,7 @@ def _st_id(value: str) -> int:
 async def list_records(request: web.Request) -> web.Response:
     q = request.query
     state = q.get("state") or None
-    if state is not None and state not in ("pending", "syncing", "synced", "blocked-by-connection", "failed"):
+    if state is not None and state not in STORED_STATES:
         raise web.HTTPBadRequest(reason=f"unknown state {state!r}")
     kind = _kind(q["kind"]) if q.get("kind") else None
     try:

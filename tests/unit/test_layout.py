@@ -34,3 +34,27 @@ def test_advisory_locks_are_taken_in_one_module_with_named_statements() -> None:
     assert inline == []
     users = [p.relative_to(REPO) for p in _sources(DAEMON) if re.search(r"\btry_lock\(|locks\.\w+\(", p.read_text())]
     assert Path("daemon/leader.py") in users and Path("daemon/reconcile/service.py") in users
+
+
+def test_exit_codes_are_defined_once() -> None:
+    assignment = re.compile(r"^EXIT_\w+(, EXIT_\w+)* *=", re.M)
+    defining = [p.relative_to(REPO) for p in _sources(DAEMON) if assignment.search(p.read_text())]
+    assert defining == [Path("daemon/exits.py")]
+
+
+def test_the_version_is_written_only_in_pyproject() -> None:
+    version = re.search(r'^version = "(.+)"$', (REPO / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    assert [p for p in _sources(DAEMON) if f'"{version.group(1)}"' in p.read_text()] == []
+
+
+def test_state_names_come_from_the_state_machine() -> None:
+    # A state spelled as a string literal in Python: the store's SQL is the one other place they appear.
+    spelled = re.compile(r"""["'](pending|syncing|synced|blocked-by-connection|failed)["']""")
+    offenders = [p.relative_to(REPO) for p in (DAEMON / "http").rglob("*.py") if spelled.search(p.read_text())]
+    offenders += [p.relative_to(REPO) for p in (DAEMON / "demo").rglob("*.py") if spelled.search(p.read_text())]
+    # The metrics' label values (synced, failed, blocked, retry) are their own words; the states they
+    # are taken from are not spelled out.
+    compared = re.compile(r"""state == ["']|["'](pending|syncing|blocked-by-connection)["']""")
+    offenders += [p.relative_to(REPO) for p in [DAEMON / "metrics.py"] if compared.search(p.read_text())]
+    assert offenders == []
