@@ -8,6 +8,7 @@ exception message from a library still never reaches the log.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
@@ -65,6 +66,38 @@ class _RedactRendered:
         if isinstance(event, str):
             return self.redactor.redact(event)
         return event
+
+
+class RedactingWriter(io.TextIOBase):
+    """A text stream that passes each whole line through the redactor (what a command prints)."""
+
+    def __init__(self, stream: TextIO, redactor: Redactor) -> None:
+        self._stream = stream
+        self._redactor = redactor
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        # Whole lines only, so that a secret printed in pieces (print writes text, then "\n") is still seen.
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            self._stream.write(self._redactor.redact(line) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:  # a progress line without its newline yet
+            self._stream.write(self._redactor.redact(self._pending))
+            self._pending = ""
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
 
 
 def configure(

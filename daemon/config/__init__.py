@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from daemon.config.credentials import intacct_credentials, servicetitan_credentials
+from daemon.config.dsn import mask_dsn
 from daemon.config.loading import Config, ConfigError, load_config, parse_config
 
-__all__ = ["Config", "ConfigError", "intacct_credentials", "load_config", "parse_config", "servicetitan_credentials"]
+__all__ = [
+    "Config",
+    "ConfigError",
+    "intacct_credentials",
+    "load_config",
+    "mask_dsn",
+    "parse_config",
+    "servicetitan_credentials",
+]

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import asyncpg
 
 from daemon import logs
-from daemon.config import Config
+from daemon.config import Config, mask_dsn
 from daemon.store.errors import DB_ERRORS
 
 log = logs.get("st_intacct_sync.database")
@@ -24,14 +24,6 @@ log = logs.get("st_intacct_sync.database")
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached before the daemon was asked to stop."""
-
-
-def _masked(dsn: str) -> str:
-    # Good enough for a log line: user info replaced wholesale.
-    if "@" in dsn and "://" in dsn:
-        scheme, rest = dsn.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return dsn
 
 
 async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int | None = None) -> None:
@@ -47,14 +39,14 @@ async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int
             continue
         except (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError) as exc:
             # Not something waiting fixes: say so instead of retrying forever.
-            raise DatabaseUnavailable(f"{_masked(dsn)}: the server refused the login: {exc}") from None
+            raise DatabaseUnavailable(f"{mask_dsn(dsn)}: the server refused the login: {exc}") from None
         except DB_ERRORS as exc:
             if attempts is not None and tries >= attempts:
-                raise DatabaseUnavailable(f"{_masked(dsn)}: {type(exc).__name__}: {exc}") from None
-            log.warning("database_unavailable", dsn=_masked(dsn), error=f"{type(exc).__name__}: {exc}",
+                raise DatabaseUnavailable(f"{mask_dsn(dsn)}: {type(exc).__name__}: {exc}") from None
+            log.warning("database_unavailable", dsn=mask_dsn(dsn), error=f"{type(exc).__name__}: {exc}",
                         retry_in_s=delay)
             if stop is not None and stop.is_set():
-                raise DatabaseUnavailable(f"{_masked(dsn)}: stopped while waiting") from None
+                raise DatabaseUnavailable(f"{mask_dsn(dsn)}: stopped while waiting") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
             continue
@@ -67,7 +59,7 @@ async def _create_database(dsn: str) -> None:
     parts = urlsplit(dsn)
     name = unquote(parts.path.lstrip("/"))
     if not name or parts.scheme not in ("postgres", "postgresql"):
-        raise DatabaseUnavailable(f"{_masked(dsn)}: the database does not exist")
+        raise DatabaseUnavailable(f"{mask_dsn(dsn)}: the database does not exist")
     maintenance = urlunsplit(parts._replace(path="/postgres"))
     try:
         conn = await asyncpg.connect(maintenance, timeout=10)
@@ -80,7 +72,7 @@ async def _create_database(dsn: str) -> None:
         return  # another replica created it meanwhile
     except DB_ERRORS as exc:
         raise DatabaseUnavailable(
-            f"{_masked(dsn)}: the database {name!r} does not exist and could not be created ({exc}); "
+            f"{mask_dsn(dsn)}: the database {name!r} does not exist and could not be created ({exc}); "
             f"create it (createdb {name}) or give the role CREATEDB"
         ) from None
     log.info("database_created", database=name)
