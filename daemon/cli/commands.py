@@ -24,17 +24,27 @@ from daemon.supervisor import StartupError
 from daemon.sync import PRIORITY
 from daemon.wiring import new_owner, open_toolkit
 
+log = logs.get("st_intacct_sync.cli")
+
 
 class CommandError(Exception):
     """A command cannot proceed; the message is for the operator."""
 
 
 def load(args: argparse.Namespace, *, daemon: bool = False) -> tuple[Config, logs.Redactor]:
-    """Load the configuration and set up logging (the daemon logs to stdout, commands to stderr)."""
+    """Load the configuration and set up logging (the daemon logs to stdout, commands to stderr).
+
+    From here on every line the command prints passes the redactor, like the log: an error text from a
+    library or a server can hold a configured secret, and a print is as public as a log line.
+    """
     config = load_config(Path(args.config))
     level = config.logging.level if daemon else max_level(config.logging.level, "warning")
     redactor = logs.configure(level=level, fmt=config.logging.format, redactor=logs.Redactor(config.secrets()),
                               stream=sys.stdout if daemon else sys.stderr)
+    sys.stdout = logs.RedactingWriter(sys.stdout, redactor)
+    sys.stderr = logs.RedactingWriter(sys.stderr, redactor)
+    for warning in config.warnings:
+        log.warning("config_readable_by_others", warning=warning)
     return config, redactor
 
 

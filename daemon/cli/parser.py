@@ -38,6 +38,8 @@ def check_config(args: argparse.Namespace) -> int:
         print(f"{path}: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
     sys.stdout.write(yaml.safe_dump(config.public_dict(), sort_keys=False, allow_unicode=True))
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"config OK: {path}")
     return EXIT_OK
 

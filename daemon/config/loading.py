@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -89,6 +90,8 @@ class Config:
     reconcile: ReconcileConfig
     report: ReportConfig
     logging: LoggingConfig
+    inline_secrets: tuple[str, ...] = ()  # key paths of secrets written into the file itself
+    warnings: tuple[str, ...] = ()  # for the operator, logged once logging is set up
 
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, revealed, for the filters that redact them from output."""
@@ -110,7 +113,8 @@ class Config:
             "source": self.source,
             "database": {"dsn": self.database.masked_dsn()},
             "state_dir": str(self.state_dir),
-            "http": {"listen": self.http.listen, "token": _mask(self.http.token)},
+            "http": {"listen": self.http.listen, "token": _mask(self.http.token),
+                     "allowed_hosts": list(self.http.allowed_hosts)},
             "servicetitan": _plain(self.servicetitan),
             "intacct": _plain(self.intacct),
             "settings": _plain(self.settings),
@@ -185,7 +189,24 @@ def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(source, None, f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    return load_config_text(text, source, env)
+    config = load_config_text(text, source, env)
+    warning = _readable_by_others(Path(path), config.inline_secrets)
+    return replace(config, warnings=(warning,)) if warning else config
+
+
+def _readable_by_others(path: Path, inline: tuple[str, ...]) -> str | None:
+    """A warning when a file holding secrets can be read by its group or everyone (as ssh and libpq warn)."""
+    if not inline:
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    readers = [who for who, bit in (("its group", stat.S_IRGRP), ("everyone", stat.S_IROTH)) if mode & bit]
+    if not readers:
+        return None
+    return (f"{path} is readable by {' and '.join(readers)} (mode {stat.S_IMODE(mode):04o}) and holds secrets "
+            f"({', '.join(inline)}): chmod 600 it, or move them to *_file credentials or ${{NAME}} variables")
 
 
 def load_config_text(text: str, source: str, env: Mapping[str, str] = os.environ) -> Config:
@@ -211,7 +232,7 @@ def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ)
     for name in ("servicetitan", "intacct"):
         if not top.given(name):
             raise top.error(name, "required")
-    return Config(
+    config = Config(
         source=source,
         database=read_database(top),
         state_dir=Path(top.string("state_dir", "./state") or "./state"),
@@ -225,3 +246,4 @@ def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ)
         report=read_report(top),
         logging=read_logging(top),
     )
+    return replace(config, inline_secrets=tuple(top.inline))

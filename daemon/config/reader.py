@@ -70,9 +70,12 @@ class Section:
         data: object,
         keys: Iterable[str],
         secrets: Iterable[str] = (),
+        inline: list[str] | None = None,
     ) -> None:
         self.source, self.env, self.path = source, env, path
         self.secrets = frozenset(secrets)
+        # Key paths of secrets written into the file itself (shared by every section of one file).
+        self.inline: list[str] = [] if inline is None else inline
         allowed = [*keys, *self.secrets, *(f"{key}_file" for key in self.secrets)]
         if data is None:  # a section whose keys are all commented out
             data = {}
@@ -97,7 +100,7 @@ class Section:
 
     def section(self, key: str, keys: Iterable[str], secrets: Iterable[str] = ()) -> Section:
         """The sub-section `key` (an absent or empty one reads as empty)."""
-        return Section(self.source, self.env, self.key(key), self.data.get(key), keys, secrets)
+        return Section(self.source, self.env, self.key(key), self.data.get(key), keys, secrets, self.inline)
 
     def _text(self, key: str, raw: str) -> str:
         try:
@@ -213,6 +216,8 @@ class Section:
                 # Never echo the value: it is a secret, even when its type is wrong.
                 raise self.error(key, f"expected a string, got {_kind(raw)}{_quote_hint(raw)}")
             value = self._text(key, raw)
+            if value and not has_reference(raw):
+                self.inline.append(self.key(key))
         else:
             value = ""
         if not value and required:

@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Literal, cast
-from urllib.parse import unquote_plus, urlsplit
+from urllib.parse import urlsplit
 
+from daemon.config.dsn import dsn_passwords, mask_dsn
 from daemon.config.reader import REQUIRED, Section, describe
-from daemon.config.secret import MASK, Secret
+from daemon.config.secret import Secret
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/st_intacct_sync"
 _LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -29,18 +30,11 @@ class DatabaseConfig:
 
     def passwords(self) -> tuple[str, ...]:
         """Passwords written into the DSN (user info or `?password=`), as written and decoded."""
-        if self.embedded:
-            return ()
-        parts = urlsplit(self.dsn)
-        raw = [parts.password or "", *re.findall(r"(?:^|&)password=([^&]*)", parts.query)]
-        return tuple(dict.fromkeys(p for p in [*raw, *(unquote_plus(p) for p in raw)] if p))
+        return () if self.embedded else dsn_passwords(self.dsn)
 
     def masked_dsn(self) -> str:
         """The DSN with its passwords replaced by `***`."""
-        masked = self.dsn
-        for password in sorted(self.passwords(), key=len, reverse=True):
-            masked = masked.replace(password, MASK)
-        return masked
+        return mask_dsn(self.dsn)
 
     def __repr__(self) -> str:
         return f"DatabaseConfig(dsn={self.masked_dsn()!r})"
@@ -48,11 +42,12 @@ class DatabaseConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """The status/API server: where it listens and the bearer token of its POST endpoints."""
+    """The status/API server: where it listens, its bearer token and the extra Host names it answers."""
 
     host: str
     port: int
     token: Secret | None
+    allowed_hosts: tuple[str, ...] = ()  # lower case; `name` (any port) or `name:port`
 
     @property
     def listen(self) -> str:
@@ -129,6 +124,22 @@ class LoggingConfig:
     level: str
 
 
+MIN_TOKEN_LENGTH = 16  # off loopback the token is all that stands between the network and POST /v1/reconcile
+_HOST_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?::\d{1,5})?"
+                        r"|\[[0-9a-f:.]+\](?::\d{1,5})?")
+
+
+def token_problem(host: str, token: Secret | None) -> str | None:
+    """Why `token` cannot guard a listener on `host`, or None: the rule of the file and of every reload."""
+    if _is_loopback(host):
+        return None
+    if token is None:
+        return "required when http.listen is not on loopback"
+    if len(token.reveal()) < MIN_TOKEN_LENGTH:
+        return (f"must be at least {MIN_TOKEN_LENGTH} characters when http.listen is not on loopback")
+    return None
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -158,7 +169,7 @@ def read_database(top: Section) -> DatabaseConfig:
 
 def read_http(top: Section) -> HttpConfig:
     """`http:`; a token is required unless the server listens on loopback only."""
-    section = top.section("http", ["listen"], secrets=["token"])
+    section = top.section("http", ["listen", "allowed_hosts"], secrets=["token"])
     listen = section.string("listen", "127.0.0.1:8080")
     assert listen is not None
     match = _LISTEN.fullmatch(listen.strip())
@@ -176,9 +187,25 @@ def read_http(top: Section) -> HttpConfig:
     if port > 65535:
         raise section.error("listen", f"port must be between 0 and 65535, got {port}")
     token = section.secret("token", required=False)
-    if token is None and not _is_loopback(host):
-        raise section.error("token", f"required when http.listen is not on loopback ({listen})")
-    return HttpConfig(host=host, port=port, token=token)
+    problem = token_problem(host, token)
+    if problem is not None:
+        got = f"; got {len(token.reveal())}" if token is not None else ""
+        raise section.error("token", f"{problem} ({listen}){got}")
+    return HttpConfig(host=host, port=port, token=token, allowed_hosts=_allowed_hosts(section))
+
+
+def _allowed_hosts(section: Section) -> tuple[str, ...]:
+    """`http.allowed_hosts`: Host header values answered besides the listen address and loopback names."""
+    raw = section.data.get("allowed_hosts")
+    if raw is None or raw == []:
+        return ()
+    hosts = tuple(h.lower() for h in section.strings("allowed_hosts"))
+    for index, host in enumerate(hosts):
+        if not _HOST_NAME.fullmatch(host):
+            raise section.error(f"allowed_hosts[{index}]",
+                                f"expected a host name as clients send it (sync.example.com or "
+                                f"sync.example.com:8443), got {describe(host)}")
+    return hosts
 
 
 def _url(section: Section, key: str, default: str) -> str:
@@ -191,6 +218,10 @@ def _url(section: Section, key: str, default: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise section.error(key, f"expected an http(s):// URL, got {describe(url)}")
+    # The credentials and every record travel over it: in clear only to this machine (the simulators).
+    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+        raise section.error(key, f"must be an https:// URL (plain http only to a loopback address), "
+                                 f"got {describe(url)}")
     return url.rstrip("/")
 
 

@@ -567,8 +567,8 @@ def test_loopback_needs_no_token(listen: str, host: str, port: int) -> None:
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:8080", "[::]:8080", "sync.example.com:443"])
 def test_public_listen_with_token(listen: str) -> None:
-    http = config({"http.listen": listen, "http.token": "tok-sekrit-6"}).http
-    assert http.token == Secret("tok-sekrit-6") and not http.loopback and http.listen == listen
+    http = config({"http.listen": listen, "http.token": "tok-sekrit-6-0123456"}).http
+    assert http.token == Secret("tok-sekrit-6-0123456") and not http.loopback and http.listen == listen
 
 
 # --- ${NAME} and *_file ---------------------------------------------------------------------------
@@ -721,7 +721,7 @@ def test_public_dict_and_repr_hold_no_secret(tmp_path: Path) -> None:
         {
             "database.dsn": "postgresql://sync:pw-db%40sekrit@db:5432/st?sslmode=require",
             "http.listen": "0.0.0.0:8443",
-            "http.token": "tok-sekrit-6",
+            "http.token": "tok-sekrit-6-0123456",
             "report.email": {
                 "to": ["a@b.c"],
                 "from": "d@e.f",
@@ -736,7 +736,7 @@ def test_public_dict_and_repr_hold_no_secret(tmp_path: Path) -> None:
         "cs-sekrit-2",
         "sp-sekrit-3",
         "up-sekrit-4",
-        "tok-sekrit-6",
+        "tok-sekrit-6-0123456",
         "pw-mail-sekrit",
         "pw-db%40sekrit",
         "pw-db@sekrit",
@@ -748,7 +748,7 @@ def test_public_dict_and_repr_hold_no_secret(tmp_path: Path) -> None:
         assert value not in dumped
         assert value not in shown
     assert public["database"]["dsn"] == "postgresql://sync:***@db:5432/st?sslmode=require"
-    assert public["http"] == {"listen": "0.0.0.0:8443", "token": "***"}
+    assert public["http"] == {"listen": "0.0.0.0:8443", "token": "***", "allowed_hosts": []}
     for key in ("app_key", "client_secret"):
         assert public["servicetitan"][key] == "***"
     for key in ("sender_password", "user_password"):
