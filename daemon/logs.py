@@ -1,17 +1,21 @@
 """Logging: structlog configured once, JSON lines off a tty, every secret redacted.
 
 Standard-library loggers (asyncpg, aiohttp, transitions) go through the same `ProcessorFormatter`, so
-journald sees one format. The redaction processor replaces any configured secret value wherever it
-appears in an event (message, values, exception text) with `***`: a secret that slips into an
-exception message from a library still never reaches the log.
+journald sees one format. Redaction runs where the text is final: after the exception is formatted
+(so `exc_info=exc` keeps its traceback) and again on the rendered line, where it looks for each
+configured secret in every form a renderer writes it (JSON escapes `"` and `\\`, repr() doubles
+`\\`, HTML escapes `&<>"'`). Tracebacks are plain text without local variables: structlog's rich
+tracebacks would print every frame's locals (session ids, tokens, the expected `Bearer` header).
 """
 
 from __future__ import annotations
 
+import html
 import io
+import json
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -20,44 +24,68 @@ MASK = "***"
 _MIN_SECRET = 4  # shorter values would mask ordinary words; config refuses none of them anyway
 
 
+_ESCAPES: tuple[Callable[[str], str], ...] = (
+    lambda s: json.dumps(s)[1:-1],
+    lambda s: json.dumps(s, ensure_ascii=False)[1:-1],
+    lambda s: repr(s)[1:-1],
+)
+
+
+def _written_forms(secret: str) -> set[str]:
+    """`secret` as renderers may write it: raw, HTML-escaped, and JSON- or repr()-escaped up to twice (a
+    repr inside a JSON line, a JSON document inside a JSON string)."""
+    once = {escape(secret) for escape in _ESCAPES}
+    twice = {escape(form) for form in once for escape in _ESCAPES}
+    return {secret, html.escape(secret, quote=True), *once, *twice}
+
+
 class Redactor:
-    """A structlog processor that masks secret values anywhere in the event dict."""
+    """Masks the configured secret values in text (in every written form) and in JSON-able documents."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: tuple[str, ...] = ()
+        self._forms: tuple[str, ...] = ()
         self.update(secrets)
 
     def update(self, secrets: Iterable[str]) -> None:
         # Longest first, so that a secret containing another is masked whole.
-        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True))
+        kept = {s for s in secrets if s and len(s) >= _MIN_SECRET}
+        self.secrets = tuple(sorted(kept, key=len, reverse=True))
+        self._forms = tuple(sorted(set().union(*map(_written_forms, kept)), key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
+        """`text` with every written form of every secret replaced by `***`."""
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, MASK)
         return text
 
-    def _walk(self, value: Any) -> Any:
+    def walk(self, value: Any) -> Any:
+        """`value` with every string in it (values of dicts, items of lists and tuples) redacted."""
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, dict):
-            return {k: self._walk(v) for k, v in value.items()}
+            return {k: self.walk(v) for k, v in value.items()}
         if isinstance(value, list | tuple):
-            return type(value)(self._walk(v) for v in value)
-        if isinstance(value, BaseException):
-            return self.redact(f"{type(value).__name__}: {value}")
+            return type(value)(self.walk(v) for v in value)
         return value
 
+
+class _RedactEvent:
+    """Masks the strings of an event whose exception is already formatted (just before the renderer)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+
     def __call__(self, _logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self.secrets:
-            return event
         for key, value in list(event.items()):
-            event[key] = self._walk(value)
+            if key != "exc_info":  # the console renderer formats it itself; the rendered line is redacted
+                event[key] = self.redactor.walk(value)
         return event
 
 
 class _RedactRendered:
-    """The last line of defence: masks secrets in the rendered line (tracebacks included)."""
+    """The last step: masks secrets in the rendered line (tracebacks and objects' reprs included)."""
 
     def __init__(self, redactor: Redactor) -> None:
         self.redactor = redactor
@@ -100,6 +128,36 @@ class RedactingWriter(io.TextIOBase):
         return getattr(self._stream, "encoding", "utf-8")
 
 
+# Added to every event, structlog's and the standard library's alike.
+SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def formatter(redactor: Redactor, *, json_lines: bool, colors: bool = False,
+              exception_formatter: Callable[[TextIO, Any], None] = structlog.dev.plain_traceback,
+              ) -> structlog.stdlib.ProcessorFormatter:
+    """The one way a handler renders events: JSON lines or console text, redacted after formatting."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json_lines
+        else structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=exception_formatter)
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=SHARED,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if json_lines else _identity,
+            _RedactEvent(redactor),
+            renderer,
+            _RedactRendered(redactor),
+        ],
+    )
+
+
 def configure(
     *, level: str = "info", fmt: str = "auto", redactor: Redactor | None = None, stream: TextIO | None = None
 ) -> Redactor:
@@ -107,29 +165,8 @@ def configure(
     redactor = redactor or Redactor()
     stream = stream or sys.stdout
     json_lines = fmt == "json" or (fmt == "auto" and not stream.isatty())
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-        redactor,
-    ]
-    renderer: Any = (
-        structlog.processors.JSONRenderer(ensure_ascii=False)
-        if json_lines
-        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
-    )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info if json_lines else _identity,
-            renderer,
-            _RedactRendered(redactor),
-        ],
-    )
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
+    handler.setFormatter(formatter(redactor, json_lines=json_lines, colors=stream.isatty()))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -137,7 +174,7 @@ def configure(
     for noisy in ("asyncio", "aiohttp.access", "transitions"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

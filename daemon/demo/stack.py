@@ -27,7 +27,6 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import structlog
 from aiohttp import web
 
 from daemon import logs
@@ -169,19 +168,9 @@ def configure_logging(path: Path, redactor: logs.Redactor) -> TextIO:
     """Everything at info level as JSON lines into `path`; only warnings and errors on the console."""
     stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - closed by close_logging
     logs.configure(level="info", fmt="json", redactor=redactor, stream=stream)
-
-    def redact_line(_logger: Any, _name: str, event: Any) -> Any:
-        return redactor.redact(event) if isinstance(event, str) else event
-
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING)
-    console.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name,
-                           structlog.processors.TimeStamper(fmt="iso", utc=True), redactor],
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                    structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_exception_line),
-                    redact_line],
-    ))  # fmt: skip
+    console.setFormatter(logs.formatter(redactor, json_lines=False, exception_formatter=_exception_line))
     logging.getLogger().addHandler(console)
     return stream
 
