@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from daemon import logs
-from daemon.config import Config, ConfigError, intacct_credentials, load_config, servicetitan_credentials
+from daemon.config import Config, ConfigError, intacct_settings, load_config, servicetitan_credentials
 from daemon.exits import EXIT_FAILED, EXIT_OK
 from daemon.http import create_app
 from daemon.leader import lead
@@ -302,8 +302,8 @@ class Daemon:
         logs.set_level(new.logging.level)
         if servicetitan_credentials(new) != servicetitan_credentials(old):
             self.servicetitan.update_credentials(servicetitan_credentials(new))
-        if intacct_credentials(new) != intacct_credentials(old):
-            self.intacct.update_credentials(intacct_credentials(new))
+        if intacct_settings(new) != intacct_settings(old):
+            self.intacct.reconfigure(new)  # other credentials, or the other API (intacct.api)
         self.intacct_monitor.probe_now.set()  # new credentials, or an operator's nudge: probe at once
         await self._apply_auto_sync(new)
         self.poller_wake.set()

@@ -18,13 +18,12 @@ from dataclasses import dataclass
 import aiohttp
 import asyncpg
 
-from adapters.intacct import IntacctClient
 from adapters.servicetitan import ServiceTitanClient
 from daemon import logs
-from daemon.config import Config, intacct_credentials, servicetitan_credentials
+from daemon.config import Config, servicetitan_credentials
 from daemon.metrics import Metrics
 from daemon.store import Store, migrate, open_database
-from daemon.sync import ConnectionMonitor, ExportGate, Ingestor, StateWaiters, SyncEngine
+from daemon.sync import ConnectionMonitor, ExportGate, Ingestor, IntacctConnection, StateWaiters, SyncEngine
 from statemachine import RetryPolicy
 
 log = logs.get("st_intacct_sync.toolkit")
@@ -44,7 +43,7 @@ class Toolkit:
     pool: asyncpg.Pool
     store: Store
     servicetitan: ServiceTitanClient
-    intacct: IntacctClient
+    intacct: IntacctConnection
     intacct_monitor: ConnectionMonitor
     servicetitan_monitor: ConnectionMonitor
     ingestor: Ingestor
@@ -84,13 +83,7 @@ async def open_toolkit(
         servicetitan = ServiceTitanClient(
             st_session, servicetitan_credentials(cfg), observer=metrics.observe_servicetitan
         )
-        intacct = IntacctClient(
-            ia_session,
-            intacct_credentials(cfg),
-            max_concurrent_requests=cfg.intacct.max_concurrent_requests,
-            request_timeout=cfg.intacct.request_timeout.total_seconds(),
-            observer=metrics.observe_intacct,
-        )
+        intacct = IntacctConnection(ia_session, cfg, observer=metrics.observe_intacct)
         intacct_monitor = ConnectionMonitor("intacct")
         servicetitan_monitor = ConnectionMonitor("servicetitan")
 

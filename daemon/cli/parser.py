@@ -82,6 +82,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="HTTP address")
     parser.add_argument("--keep", action="store_true", help="keep the temporary state directory (log, database)")
+    parser.add_argument("--intacct-api", choices=("xml", "rest"), default="xml",
+                        help="which Intacct API the daemon speaks to the simulator (default: xml)")
 
 
 COMMANDS: dict[str, Command] = {

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from daemon.config.credentials import intacct_credentials, servicetitan_credentials
+from daemon.config.credentials import (
+    intacct_credentials,
+    intacct_rest_credentials,
+    intacct_settings,
+    servicetitan_credentials,
+)
 from daemon.config.dsn import mask_dsn
 from daemon.config.loading import Config, ConfigError, load_config, parse_config
 
@@ -10,6 +15,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "intacct_credentials",
+    "intacct_rest_credentials",
+    "intacct_settings",
     "load_config",
     "mask_dsn",
     "parse_config",

@@ -101,6 +101,7 @@ class Config:
             self.servicetitan.client_secret,
             self.intacct.sender_password,
             self.intacct.user_password,
+            self.intacct.client_secret,
             self.report.email.password if self.report.email else None,
         ]
         values = [s.reveal() for s in candidates if s] + list(self.database.passwords())

@@ -37,6 +37,8 @@ from daemon.sdnotify import Notifier
 from daemon.supervisor import Daemon
 from simulators import intacct as ia_sim
 from simulators import servicetitan as st_sim
+from simulators.intacct.rest_api import API_PREFIX
+from simulators.intacct.rest_options import RestOptions
 
 TENANT_ID = 1234567
 # Not secrets: the simulators are told to expect them, and they are harmless to show.
@@ -44,6 +46,8 @@ ST_CLIENT_ID = "demo-client"
 IA_SENDER_ID = "demo_sender"
 IA_COMPANY_ID = "DEMO-HVAC"
 IA_USER_ID = "xml_gateway"
+IA_CLIENT_ID = "demo-rest-client"
+IA_WS_USER = f"rest_gateway@{IA_COMPANY_ID}"
 # Intacct answers in a fraction of a second per request: enough for the progress line to show motion.
 IA_LATENCY, IA_LATENCY_PER_FUNCTION, FUNCTIONS_PER_REQUEST = 0.2, 0.01, 10
 # PostgreSQL's Unix socket goes into the data directory; its path must fit in sun_path (104 bytes on
@@ -62,14 +66,18 @@ class DemoSecrets:
     st_app_key: str
     ia_sender_password: str
     ia_user_password: str
+    ia_client_secret: str
 
     @classmethod
     def generate(cls) -> DemoSecrets:
-        return cls(*(secrets.token_urlsafe(18) for _ in range(5)))
+        return cls(*(secrets.token_urlsafe(18) for _ in range(6)))
 
 
-def demo_config(listen: str, state_dir: Path, creds: DemoSecrets, st_url: str, ia_url: str) -> Config:
-    """The daemon's configuration: every setting on, short intervals so that changes show within seconds."""
+def demo_config(listen: str, state_dir: Path, creds: DemoSecrets, st_url: str, ia_url: str,
+                api: str = "xml") -> Config:
+    """The daemon's configuration: every setting on, short intervals so that changes show within seconds.
+
+    `ia_url` is the gateway's URL with `api` xml, the REST API's base URL with `api` rest."""
     data: dict[str, Any] = {
         "database": {"dsn": "embedded"},
         "state_dir": str(state_dir),
@@ -80,10 +88,14 @@ def demo_config(listen: str, state_dir: Path, creds: DemoSecrets, st_url: str, i
             "poll_interval": "2s", "include_recent_changes": True,
         },
         "intacct": {
+            "max_functions_per_request": FUNCTIONS_PER_REQUEST, "request_timeout": "20s", "probe_interval": "5s",
+        } | ({
+            "api": "rest", "rest_url": ia_url, "client_id": IA_CLIENT_ID, "client_secret": creds.ia_client_secret,
+            "web_services_user": IA_WS_USER,
+        } if api == "rest" else {
             "endpoint_url": ia_url, "sender_id": IA_SENDER_ID, "sender_password": creds.ia_sender_password,
             "company_id": IA_COMPANY_ID, "user_id": IA_USER_ID, "user_password": creds.ia_user_password,
-            "max_functions_per_request": FUNCTIONS_PER_REQUEST, "request_timeout": "20s", "probe_interval": "5s",
-        },
+        }),
         "settings": {
             "enable_intacct_projects": True, "enable_customer_project_linkage": True,
             "enable_project_automatic_synchronization": True, "enable_parent_project_mapping": True,
@@ -144,17 +156,21 @@ async def _serve(stack: contextlib.AsyncExitStack, app: web.Application) -> str:
     return f"http://{host}:{port}"
 
 
-async def start_simulators(stack: contextlib.AsyncExitStack, creds: DemoSecrets) -> Simulators:
-    """Both simulators, enforcing the demo's credentials, ServiceTitan filled with a month of history."""
+async def start_simulators(stack: contextlib.AsyncExitStack, creds: DemoSecrets, api: str = "xml") -> Simulators:
+    """Both simulators, enforcing the demo's credentials, ServiceTitan filled with a month of history.
+
+    The Intacct simulator serves one company behind both APIs; `api` picks the URL the daemon is given."""
     st_app = st_sim.create_app(st_sim.ServiceTitanSimOptions(
         client_id=ST_CLIENT_ID, client_secret=creds.st_client_secret, app_key=creds.st_app_key))
     ia_app = ia_sim.create_app(ia_sim.IntacctSimOptions(
         sender_id=IA_SENDER_ID, sender_password=creds.ia_sender_password, company_id=IA_COMPANY_ID,
         user_id=IA_USER_ID, user_password=creds.ia_user_password,
-        latency=IA_LATENCY, latency_per_function=IA_LATENCY_PER_FUNCTION))  # fmt: skip
+        latency=IA_LATENCY, latency_per_function=IA_LATENCY_PER_FUNCTION),
+        rest_options=RestOptions(client_id=IA_CLIENT_ID, client_secret=creds.ia_client_secret, username=IA_WS_USER))
+    ia_path = API_PREFIX if api == "rest" else ia_sim.GATEWAY_PATH  # fmt: skip
     sims = Simulators(
         servicetitan=st_app[st_sim.STATE], intacct=ia_app[ia_sim.STATE], tenant_id=TENANT_ID,
-        servicetitan_url=await _serve(stack, st_app), intacct_url=await _serve(stack, ia_app) + ia_sim.GATEWAY_PATH,
+        servicetitan_url=await _serve(stack, st_app), intacct_url=await _serve(stack, ia_app) + ia_path,
     )  # fmt: skip
     st_sim.demo_seed(sims.servicetitan, TENANT_ID)
     # The customers exist in Intacct already (ServiceTitan's own integration exports them), so that
@@ -205,8 +221,9 @@ class _DemoNotifier(Notifier):
 class Demo:
     """One run of the demo: owns the state directory, the simulators and the daemon."""
 
-    def __init__(self, listen: str, keep: bool, console: Console) -> None:
+    def __init__(self, listen: str, keep: bool, console: Console, api: str = "xml") -> None:
         self.listen = listen
+        self.api = api
         self.keep = keep
         self.console = console
         self.creds = DemoSecrets.generate()
@@ -233,12 +250,13 @@ class Demo:
         self._install_signals()
         out = self.console
         async with contextlib.AsyncExitStack() as stack:
-            sims = await start_simulators(stack, self.creds)
-            config = demo_config(self.listen, self.state_dir, self.creds, sims.servicetitan_url, sims.intacct_url)
+            sims = await start_simulators(stack, self.creds, self.api)
+            config = demo_config(self.listen, self.state_dir, self.creds, sims.servicetitan_url, sims.intacct_url,
+                                 self.api)
             summary = sims.tenant.summary()
             out.line(f"  ServiceTitan simulator  {sims.servicetitan_url}  tenant {TENANT_ID}: {summary['customers']} "
                      f"customers, {summary['projects']} projects, {summary['jobs']} jobs (a month of history)")
-            out.line(f"  Intacct simulator       {sims.intacct_url}  company {IA_COMPANY_ID}: "
+            out.line(f"  Intacct simulator       {sims.intacct_url} ({self.api.upper()} API)  company {IA_COMPANY_ID}: "
                      f"{len(sims.intacct.customers)} customers, {len(sims.intacct.projects)} projects")
             if self.stopping:
                 return EXIT_OK
@@ -324,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
               "pip install 'st-intacct-sync[embedded]'", file=sys.stderr)
         return EXIT_FAILED
 
-    demo = Demo(listen, args.keep, console)
+    demo = Demo(listen, args.keep, console, getattr(args, "intacct_api", "xml"))
     console.line("st-intacct-sync demo: ServiceTitan and Intacct simulators, an embedded PostgreSQL and the daemon,")
     console.line("all in this process. Nothing to configure; Ctrl-C stops everything.")
     console.line(f"  state dir   {demo.state_dir} ({'kept' if args.keep else 'removed'} at exit)")

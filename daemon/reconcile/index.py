@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
 from adapters.errors import TransientError
-from adapters.intacct import IntacctClient, IntacctProject, QueryProjects
+from adapters.intacct import IntacctProject, QueryProjects
 from adapters.intacct.client import raise_for_result
+from adapters.port import IntacctPort
 from adapters.servicetitan import Project, ServiceTitanClient
 from daemon import logs
 from daemon.reconcile.check import Observed
@@ -115,7 +116,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], what: str) -> T:
     raise AssertionError("unreachable")
 
 
-async def read_intacct(intacct: IntacctClient, prefixes: tuple[str, ...], progress: Progress) -> IntacctIndex:
+async def read_intacct(intacct: IntacctPort, prefixes: tuple[str, ...], progress: Progress) -> IntacctIndex:
     """Every Intacct project matching our prefixes, page by page (offset paging by RECORDNO)."""
     index = IntacctIndex(prefixes)
     patterns = tuple(f"{p}%" for p in prefixes)
@@ -145,7 +146,7 @@ def readable(project_id: str) -> bool:
     return bool(project_id) and "," not in project_id
 
 
-async def read_projects_again(intacct: IntacctClient, project_ids: Sequence[str]) -> dict[str, IntacctProject]:
+async def read_projects_again(intacct: IntacctPort, project_ids: Sequence[str]) -> dict[str, IntacctProject]:
     """Read these PROJECTIDs now (readByName), to confirm drift seen in the listing."""
     keys = [p for p in dict.fromkeys(project_ids) if readable(p)]
     found: dict[str, IntacctProject] = {}

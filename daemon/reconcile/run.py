@@ -21,7 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from adapters.errors import AdapterError
-from adapters.intacct import IntacctClient, IntacctProject
+from adapters.intacct import IntacctProject
+from adapters.port import IntacctPort
 from adapters.servicetitan import Job, ServiceTitanClient
 from daemon import logs
 from daemon.reconcile.check import Actions, Observed, classify, describe, error_words
@@ -69,7 +70,7 @@ class _Item:
 class Run:
     """Executes one reconciliation; `execute()` may be called once."""
 
-    def __init__(self, *, store: Store, servicetitan: ServiceTitanClient, intacct: IntacctClient,
+    def __init__(self, *, store: Store, servicetitan: ServiceTitanClient, intacct: IntacctPort,
                  ingestor: Ingestor, settings: RunSettings, started_at: datetime,
                  progress: Callable[[str], None] | None = None) -> None:
         self.store = store

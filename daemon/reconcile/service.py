@@ -23,8 +23,8 @@ from typing import Any
 import asyncpg
 
 from adapters.errors import AdapterError
-from adapters.intacct import IntacctClient
 from adapters.mail import MailClient, MailConfig
+from adapters.port import IntacctPort
 from adapters.servicetitan import ServiceTitanClient
 from daemon import logs
 from daemon.config import Config
@@ -68,7 +68,7 @@ class ReconcileService:
         *,
         store: Store,
         servicetitan: ServiceTitanClient,
-        intacct: IntacctClient,
+        intacct: IntacctPort,
         ingestor: Ingestor,
         config: Callable[[], Config],
         dsn: str,

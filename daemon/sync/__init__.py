@@ -6,11 +6,12 @@ from daemon.sync.engine import SyncEngine, project_fields
 from daemon.sync.gate import PRIORITY, ExportGate, error_text
 from daemon.sync.health import ERROR, OK, ConnectionMonitor
 from daemon.sync.ingest import Ingestor
+from daemon.sync.intacct import IntacctConnection
 from daemon.sync.poller import Poller
 from daemon.sync.waiters import StateWaiters
 from daemon.sync.workers import WorkerPool
 
 __all__ = [
-    "ConnectionMonitor", "ERROR", "ExportGate", "Ingestor", "OK", "PRIORITY", "Poller",
+    "ConnectionMonitor", "ERROR", "ExportGate", "Ingestor", "IntacctConnection", "OK", "PRIORITY", "Poller",
     "StateWaiters", "SyncEngine", "WorkerPool", "error_text", "project_fields",
 ]

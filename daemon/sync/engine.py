@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.errors import AdapterError, ConnectionFailure, PermanentError, TransientError
-from adapters.intacct import CreateProject, FunctionResult, IntacctClient, IntacctProject, Outcome, UpdateProject
+from adapters.intacct import CreateProject, FunctionResult, IntacctProject, Outcome, UpdateProject
+from adapters.port import IntacctPort
 from daemon import logs
 from daemon.store import Finished, Record, RecordKey, Store, Synced
 from daemon.sync.health import ConnectionMonitor, safe_error
@@ -66,7 +67,7 @@ class SyncEngine:
     def __init__(
         self,
         store: Store,
-        intacct: IntacctClient,
+        intacct: IntacctPort,
         monitor: ConnectionMonitor,
         *,
         owner: str,

@@ -170,6 +170,24 @@ def test_demo_syncs_everything_and_stops_cleanly_on_ctrl_c(
     print(f"demo: {synced} records synced, summary out after {time_to_synced:.1f} s")
 
 
+@pytest.mark.timeout(180)
+def test_demo_on_the_rest_api_syncs_everything(run_demo: list[Demo], demo_env: dict[str, str]) -> None:
+    port = free_port()
+    demo = Demo(["--listen", f"127.0.0.1:{port}", "--intacct-api", "rest"], demo_env)
+    run_demo.append(demo)
+    demo.wait_for(re.compile(r"^  Intacct simulator .*/ia/api/v1 \(REST API\)"), 30)
+    synced = int(demo.wait_for(SYNCED, 120)[1])
+    status, doc = _get(f"http://127.0.0.1:{port}/status")
+    assert status == 200
+    queue = doc["queue"]
+    assert isinstance(queue, dict) and queue["synced"] >= synced > 0
+    assert queue["pending"] == 0 and queue["failed"] == 0 and queue["blocked-by-connection"] == 0, queue
+    connections = doc["connections"]
+    assert isinstance(connections, dict) and connections["intacct"]["state"] == "ok"
+    demo.proc.send_signal(signal.SIGINT)
+    assert demo.proc.wait(60) == 0, demo.output
+
+
 def test_demo_refuses_a_port_in_use(demo_env: dict[str, str], tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
