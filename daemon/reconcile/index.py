@@ -21,8 +21,7 @@ from typing import NamedTuple, TypeVar
 
 from adapters.errors import TransientError
 from adapters.intacct import IntacctProject, QueryProjects
-from adapters.intacct.client import raise_for_result
-from adapters.port import IntacctPort
+from adapters.port import IntacctPort, raise_for_result
 from adapters.servicetitan import Project, ServiceTitanClient
 from daemon import logs
 from daemon.reconcile.check import Observed

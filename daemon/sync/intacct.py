@@ -10,6 +10,7 @@ import aiohttp
 from adapters.intacct import Function, FunctionResult, IntacctClient, IntacctProject
 from adapters.intacct.models import MAX_PAGE_SIZE
 from adapters.intacct_rest import IntacctRestClient
+from adapters.port import IntacctPort
 from daemon.config import Config, intacct_credentials, intacct_rest_credentials
 
 
@@ -61,3 +62,8 @@ class IntacctConnection:
     async def probe(self) -> None:
         """See `adapters.port.IntacctPort`."""
         await self.client.probe()
+
+
+def _implement_the_port(xml: IntacctClient, rest: IntacctRestClient, c: IntacctConnection) -> list[IntacctPort]:
+    """Never called: mypy checks here that both clients, and the connection, implement the port."""
+    return [xml, rest, c]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.config import intacct_rest_credentials, intacct_settings
-
 from tests.unit.test_config import DELETE, config, error
 
 XML_KEYS = ("sender_id", "sender_password", "company_id", "user_id", "user_password")
