@@ -12,10 +12,16 @@ from tests.acceptance.harness import Stack
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, database_dsn: str) -> AsyncIterator[Stack]:
+def intacct_api(request: pytest.FixtureRequest) -> str:
+    """The Intacct API the stack's daemons speak: xml unless a test is parametrized with BOTH_APIS."""
+    return str(getattr(request, "param", "xml"))
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, database_dsn: str, intacct_api: str) -> AsyncIterator[Stack]:
     """Both simulators up (credentials enforced); start daemons with `stack.start_daemon(...)`."""
     async with aiohttp.ClientSession() as session:
-        s = Stack(tmp_path, database_dsn, session)
+        s = Stack(tmp_path, database_dsn, session, intacct_api=intacct_api)
         try:
             await s.start_simulators()
             yield s

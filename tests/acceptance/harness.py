@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -181,6 +182,11 @@ class IntacctSim(Client):
 INTACCT_CREDS = {"sender_id": "sender", "sender_password": "sender-secret-1", "company_id": "ACME",
                  "user_id": "xml_gateway", "user_password": "user-secret-1"}
 ST_CREDS = {"client_id": "cid.acme", "client_secret": "cs1.secret-st-1", "app_key": "ak1.appkey-1"}
+# The REST API's OAuth2 client and Web Services user, for the same simulated company.
+INTACCT_REST_CREDS = {"client_id": "acme-rest-client", "client_secret": "rest-secret-1",
+                      "web_services_user": "ws_rest@ACME"}
+# Runs a test once per Intacct API (the `intacct_api` fixture sets the stack's `intacct.api`).
+BOTH_APIS = pytest.mark.parametrize("intacct_api", ["xml", "rest"], indirect=True)
 
 
 @dataclass
@@ -194,6 +200,7 @@ class Stack:
     ia_port: int = field(default_factory=free_port)
     processes: list[Process] = field(default_factory=list)
     sim_args: dict[str, list[str]] = field(default_factory=dict)
+    intacct_api: str = "xml"  # which API the daemons of `config()` speak
 
     def __post_init__(self) -> None:
         self.st = ServiceTitanSim(self.session, f"http://127.0.0.1:{self.st_port}")
@@ -205,6 +212,9 @@ class Stack:
         st = [sys.executable, "-m", "simulators.servicetitan", "--port", str(self.st_port), *(st_args or [])]
         if enforce_credentials:
             ia += [f"--{k.replace('_', '-')}={v}" for k, v in INTACCT_CREDS.items()]
+            rest = INTACCT_REST_CREDS
+            ia += [f"--client-id={rest['client_id']}", f"--client-secret={rest['client_secret']}",
+                   f"--ws-user={rest['web_services_user']}"]
             st += [f"--{k.replace('_', '-')}={v}" for k, v in ST_CREDS.items()]
         self.processes.append(Process(ia, self.tmp / "intacct-sim.log"))
         self.processes.append(Process(st, self.tmp / "servicetitan-sim.log"))
@@ -231,12 +241,7 @@ class Stack:
                 **ST_CREDS,
                 "poll_interval": "1s",
             },
-            "intacct": {
-                "endpoint_url": self.ia.base + "/ia/xml/xmlgw.phtml",
-                **INTACCT_CREDS,
-                "request_timeout": "10s",
-                "probe_interval": "1s",
-            },
+            "intacct": {**self.intacct_credentials(), "request_timeout": "10s", "probe_interval": "1s"},
             "sync": {"backoff_initial": "0.2s", "backoff_max": "2s", "lease": "10s"},
             "logging": {"format": "json", "level": "info"},
         }
@@ -246,6 +251,16 @@ class Stack:
             else:
                 config[section] = values
         return config
+
+    def intacct_credentials(self, api: str | None = None) -> dict[str, Any]:
+        """The `intacct:` keys that select an API and authenticate with it (the stack's API by default)."""
+        if (api or self.intacct_api) == "rest":
+            return {"api": "rest", "rest_url": self.ia.base + "/ia/api/v1", **INTACCT_REST_CREDS}
+        return {"endpoint_url": self.ia.base + "/ia/xml/xmlgw.phtml", **INTACCT_CREDS}
+
+    def wrong_intacct_secret(self, value: str) -> dict[str, str]:
+        """An `intacct:` override that makes the stack's API refuse the daemon's credentials."""
+        return {"client_secret": value} if self.intacct_api == "rest" else {"user_password": value}
 
     def write_config(self, config: dict[str, Any], name: str = "config.yaml") -> Path:
         path = self.tmp / name

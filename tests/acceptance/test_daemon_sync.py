@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.acceptance.harness import REPO, Stack, wait_until
+from tests.acceptance.harness import BOTH_APIS, REPO, Stack, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -19,6 +19,7 @@ def st_time(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
 
 
+@BOTH_APIS
 async def test_job_and_project_are_created_parent_first(stack: Stack) -> None:
     daemon = await stack.start_daemon(stack.config())
     customer = await stack.st.customer("Smith & Sons <HQ> \"Ltd\"")
@@ -42,6 +43,7 @@ async def test_job_and_project_are_created_parent_first(stack: Stack) -> None:
     assert daemon.proc.stop() == 0
 
 
+@BOTH_APIS
 async def test_rename_and_move_follow_servicetitan(stack: Stack) -> None:
     daemon = await stack.start_daemon(stack.config())
     c = await stack.st.customer("Acme")
@@ -161,6 +163,7 @@ async def test_pre_activation_records_wait_for_backfill_or_ensure(stack: Stack) 
     daemon.proc.stop()
 
 
+@BOTH_APIS
 async def test_ensure_unseen_job_and_unknown_id(stack: Stack) -> None:
     # Automatic sync off: only the explicit request can sync it.
     daemon = await stack.start_daemon(stack.config(settings={"enable_project_automatic_synchronization": False}))
@@ -180,8 +183,9 @@ async def test_ensure_unseen_job_and_unknown_id(stack: Stack) -> None:
     daemon.proc.stop()
 
 
+@BOTH_APIS
 async def test_wrong_intacct_password_blocks_then_sighup_resumes(stack: Stack) -> None:
-    bad = stack.config(intacct={"user_password": "wrong-password-9"})
+    bad = stack.config(intacct=stack.wrong_intacct_secret("wrong-password-9"))
     daemon = await stack.start_daemon(bad)
     c = await stack.st.customer("Acme")
     jobs = [await stack.st.job(c["id"]) for _ in range(5)]
@@ -203,10 +207,11 @@ async def test_wrong_intacct_password_blocks_then_sighup_resumes(stack: Stack) -
     assert await stack.ia.project_count() == 5
     assert (await daemon.status())["connections"]["intacct"]["state"] == "ok"
     log = daemon.proc.output()
-    assert "wrong-password-9" not in log and "user-secret-1" not in log
+    assert "wrong-password-9" not in log and "user-secret-1" not in log and "rest-secret-1" not in log
     daemon.proc.stop()
 
 
+@BOTH_APIS
 async def test_sigterm_mid_sync_then_restart_finishes_without_duplicates(stack: Stack) -> None:
     await stack.ia.faults(latency=0.3)
     config = stack.config(intacct={"max_functions_per_request": 10})
@@ -235,6 +240,7 @@ async def _db_states(dsn: str) -> dict[str, int]:
         await conn.close()
 
 
+@BOTH_APIS
 async def test_lost_answers_never_duplicate(stack: Stack) -> None:
     await stack.ia.faults(lost_answer_rate=0.4, seed=7)
     daemon = await stack.start_daemon(stack.config(intacct={"max_functions_per_request": 5}))

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from daemon.store.locks import lock_key
-from tests.acceptance.harness import REPO, TENANT, Daemon, Stack, wait_until
+from tests.acceptance.harness import BOTH_APIS, REPO, TENANT, Daemon, Stack, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -32,6 +32,7 @@ async def reconcile_cli(daemon: Daemon, *args: str) -> subprocess.CompletedProce
         cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
+@BOTH_APIS
 async def test_post_reconcile_repairs_and_latest_reports(stack: Stack) -> None:
     daemon = await stack.start_daemon(stack.config())
     world = await synced_world(stack, daemon)

@@ -18,9 +18,16 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path, database_dsn: str, session: aiohttp.ClientSession) -> AsyncIterator[Stack]:
+def intacct_api(request: pytest.FixtureRequest) -> str:
+    """The Intacct API the stack's daemons speak: xml unless a test is parametrized with BOTH_APIS."""
+    return str(getattr(request, "param", "xml"))
+
+
+@pytest.fixture
+async def stack(tmp_path: Path, database_dsn: str, intacct_api: str,
+                session: aiohttp.ClientSession) -> AsyncIterator[Stack]:
     """Both simulators up (credentials enforced) against a fresh database; daemons stopped at the end."""
-    s = Stack(tmp_path, database_dsn, session)
+    s = Stack(tmp_path, database_dsn, session, intacct_api=intacct_api)
     try:
         await s.start_simulators()
         yield s

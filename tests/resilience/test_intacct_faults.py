@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.acceptance.harness import Stack, wait_until
+from tests.acceptance.harness import BOTH_APIS, Stack, wait_until
 from tests.resilience.support import (
     Figures,
     connection_state,
@@ -25,9 +25,16 @@ PROJECTS = 10
 MAX_ATTEMPTS = 30
 
 
+@BOTH_APIS
 async def test_all_intacct_faults_at_once(stack: Stack) -> None:
-    figures = Figures("intacct_faults")
+    rest = stack.intacct_api == "rest"
+    figures = Figures("intacct_faults_rest" if rest else "intacct_faults")
+    if rest:
+        # The REST counterpart of dying sessions: tokens that expire within seconds, and tokens refused
+        # without warning (revoked), which the client mints again and resends once.
+        await stack.ia.call("PUT", "/_sim/rest/options", {"token_ttl": 4})
     await stack.ia.faults(
+        http_401_rate=0.03 if rest else 0.0,
         seed=20261125,
         error_rate=0.2,  # HTTP 500/502/503 before anything is applied
         lost_answer_rate=0.05,  # applied, then 502
@@ -57,6 +64,7 @@ async def test_all_intacct_faults_at_once(stack: Stack) -> None:
 
     await wait_all_synced(stack.dsn, total, 200, f"{total} records synced through the faults")
     stats = await stack.ia.stats()
+    rest_stats = await stack.ia.call("GET", "/_sim/rest/stats") if rest else {}
     # Faults off: the connection must come back to ok by itself, if a fault storm ever put it in error.
     await stack.ia.call("DELETE", "/_sim/faults")
     final_state = await wait_until(lambda: _ok(daemon), 30, "the Intacct connection ok")
@@ -73,8 +81,11 @@ async def test_all_intacct_faults_at_once(stack: Stack) -> None:
     assert await daemon_alive(daemon)
     # Every kind of fault really happened.
     assert sum(v for k, v in faults.items() if k in ("http_500", "http_502", "http_503")) > 0, faults
-    for kind in ("lost_answer", "timeout", "concurrency_limit", "session_expired"):
+    for kind in ("lost_answer", "timeout", "concurrency_limit", "http_401" if rest else "session_expired"):
         assert faults.get(kind, 0) > 0, (kind, faults)
+    if rest:  # tokens were renewed (expiry, refusals); lost answers were replayed from the idempotency cache
+        assert rest_stats["tokens_minted"] > 1, rest_stats
+        assert rest_stats["replays_answered"] > 0, rest_stats
     assert daemon.proc.stop(60) == 0
 
 

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from tests.acceptance.harness import Stack
+from tests.acceptance.harness import BOTH_APIS, Stack
 from tests.resilience.support import (
     Figures,
     daemon_alive,
@@ -31,8 +31,9 @@ PROJECTS = 20  # half of the jobs roll up under a project: parents must land bef
 KILLS = 6
 
 
+@BOTH_APIS
 async def test_kill9_during_a_2000_job_sync_loses_and_duplicates_nothing(stack: Stack) -> None:
-    figures = Figures("kill9")
+    figures = Figures("kill9" if stack.intacct_api == "xml" else "kill9_rest")
     rng = random.Random()
     seed = rng.randrange(1_000_000)
     rng.seed(seed)
