@@ -19,6 +19,8 @@ from daemon.config import Config
 from daemon.metrics import Metrics
 from daemon.store import Record, RecordKey, Store, iso
 from daemon.sync import ConnectionMonitor, ExportGate, error_text
+from daemon.ui import install as install_pages
+from daemon.ui import is_page
 from statemachine import STORED_STATES
 
 log = logs.get("st_intacct_sync.http")
@@ -47,6 +49,7 @@ class Services(Protocol):
     servicetitan_monitor: ConnectionMonitor
     started: float
     owner: str
+    redactor: logs.Redactor
 
     @property
     def reconciler(self) -> Reconciler | None: ...
@@ -88,6 +91,8 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
 async def bearer_token(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                        ) -> web.StreamResponse:
     """POST needs the token whenever one is configured; off loopback, so do the data endpoints."""
+    if is_page(request.path):
+        return await handler(request)  # the pages' own rules: a session cookie and CSRF tokens (daemon.ui)
     config = request.app[SERVICES].config()
     token = config.http.token
     needs = request.method != "GET" or (not config.http.loopback and request.path not in OPEN_PATHS)
@@ -311,4 +316,5 @@ def create_app(services: Services) -> web.Application:
     app.router.add_post("/v1/ensure", ensure)
     app.router.add_post("/v1/reconcile", start_reconcile)
     app.router.add_get("/v1/reconcile/latest", latest_reconcile)
+    install_pages(app, services)
     return app

@@ -28,6 +28,7 @@ from daemon.store.rows import (
     Transition,
     UpsertResult,
 )
+from daemon.store.pages import PagesStore
 from daemon.store.runs import ReconcileRunsStore
 from statemachine import State, Trigger, next_state, source_values
 from statemachine.coalesce import Action, Stored, on_facts
@@ -59,7 +60,7 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
-class Store(ReconcileRunsStore):
+class Store(ReconcileRunsStore, PagesStore):
     """Persistence of one tenant's records, history, cursors, settings and reconciliation runs."""
 
     def __init__(self, pool: asyncpg.Pool, tenant_id: int) -> None:

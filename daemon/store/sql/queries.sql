@@ -312,7 +312,10 @@ ORDER BY updated_at DESC, kind DESC, st_id DESC
 LIMIT $7;
 
 -- name: state_counts
-SELECT state, count(*) AS n FROM records WHERE tenant_id = $1 GROUP BY state;
+-- One index-only count per state on records_state_idx: a GROUP BY over the tenant would read the
+-- whole table (the planner prefers a sequential scan for all rows), and /metrics asks often.
+SELECT s.state, (SELECT count(*) FROM records r WHERE r.tenant_id = $1 AND r.state = s.state) AS n
+FROM unnest(ARRAY['pending', 'syncing', 'synced', 'blocked-by-connection', 'failed']) AS s(state);
 
 -- name: oldest_pending
 SELECT min(state_changed_at) AS oldest FROM records WHERE tenant_id = $1 AND state = 'pending';
@@ -440,3 +443,58 @@ SELECT pg_advisory_unlock($1);
 -- name: advisory_xact_lock
 -- Held until the transaction ends (migrations, one replica at a time).
 SELECT pg_advisory_xact_lock($1);
+
+-- name: queue_page
+-- The queue page, newest change first (one kind or both), after the previous page's last row
+-- ($3..$5: its updated_at, kind, st_id; null on the first page). Walks records_updated_idx in order:
+-- the COALESCE keeps `updated_at <=` an index condition whatever the plan.
+SELECT * FROM records
+WHERE tenant_id = $1
+  AND ($2::text IS NULL OR kind = $2)
+  AND updated_at <= COALESCE($3::timestamptz, 'infinity')
+  AND (updated_at < COALESCE($3::timestamptz, 'infinity') OR (kind, st_id) > ($4::text, $5::bigint))
+ORDER BY updated_at DESC, kind, st_id
+LIMIT $6;
+
+-- name: queue_in_state
+-- The same for one state ($6), on records_state_idx.
+SELECT * FROM records
+WHERE tenant_id = $1 AND state = $6
+  AND ($2::text IS NULL OR kind = $2)
+  AND updated_at <= COALESCE($3::timestamptz, 'infinity')
+  AND (updated_at < COALESCE($3::timestamptz, 'infinity') OR (kind, st_id) > ($4::text, $5::bigint))
+ORDER BY updated_at DESC, kind, st_id
+LIMIT $7;
+
+-- name: queue_search
+-- Records whose ServiceTitan number, name or customer name has words starting with every word of
+-- $6 (ServiceTitan number 2401 finds 24011), on the records_search_idx GIN index; $7 one state.
+-- The query's words are split by the same parser as the names, so what is shown is what matches.
+SELECT * FROM records
+WHERE tenant_id = $1
+  AND to_tsvector('simple', coalesce(st_number, '') || ' ' || coalesce(st_name, '') || ' '
+                            || coalesce(st_customer_name, ''))
+      @@ (SELECT to_tsquery('simple', string_agg(
+                 '''' || replace(replace(lexeme, '\', '\\'), '''', '''''') || ''':*', ' & '))
+          FROM unnest(to_tsvector('simple', $6::text)))
+  AND ($7::text IS NULL OR state = $7)
+  AND ($2::text IS NULL OR kind = $2)
+  AND updated_at <= COALESCE($3::timestamptz, 'infinity')
+  AND (updated_at < COALESCE($3::timestamptz, 'infinity') OR (kind, st_id) > ($4::text, $5::bigint))
+ORDER BY updated_at DESC, kind, st_id
+LIMIT $8;
+
+-- name: outcomes_per_hour
+-- Records that reached synced or failed, per UTC hour since $2 (the overview's chart), on the
+-- partial index record_history_outcome_idx alone.
+SELECT date_trunc('hour', at, 'UTC') AS hour, to_state, count(*) AS n
+FROM record_history
+WHERE tenant_id = $1 AND to_state IN ('synced', 'failed') AND at >= $2
+GROUP BY 1, 2;
+
+-- name: reconcile_runs
+-- The runs page: newest first, before run $2 (null: from the newest).
+SELECT * FROM reconcile_runs
+WHERE tenant_id = $1 AND id < COALESCE($2::bigint, 9223372036854775807)
+ORDER BY id DESC
+LIMIT $3;
