@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 HOURS = 24
-WIDTH, HEIGHT = 960, 240
+WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28  # room for the y labels and the hour labels
 SERIES = ("synced", "failed")
 

@@ -43,6 +43,13 @@ class Clock:
         local = value.astimezone(self.tz)
         return f"{local:%d %b %Y %H:%M} {local.tzname() or ''}".lstrip("0").strip()
 
+    def exact(self, value: datetime | None) -> str:
+        """30 Nov 2026 14:05:09 CET: for histories, where several changes share a minute."""
+        if value is None:
+            return "—"
+        local = value.astimezone(self.tz)
+        return f"{local:%d %b %Y %H:%M:%S} {local.tzname() or ''}".lstrip("0").strip()
+
     def hour(self, value: datetime) -> str:
         return f"{value.astimezone(self.tz):%H:%M}"
 
