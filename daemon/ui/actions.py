@@ -13,14 +13,14 @@ from multidict import MultiDictProxy
 
 from daemon.ui import session
 from daemon.ui.pages import record_key
-from daemon.ui.web import KEYS, SERVICES, Viewer, form, local_path, page, redirect, render, secure_cookies
+from daemon.ui.web import KEYS, SERVICES, Viewer, form, local_path, public_page, redirect, render, secure_cookies
 
 SYNC_NOW_TIMEOUT_S = 15.0
 RETRY_PRIORITY = 5
 FAILED_SIGN_IN_DELAY_S = 1.0  # slows guessing; the token itself is long
 
 
-@page
+@public_page
 async def signin_form(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     return render(request, viewer, "signin.html", next=local_path(request.query.get("next")), failed=False)
 

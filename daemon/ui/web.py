@@ -140,7 +140,7 @@ def timezone_name(config: Any) -> str | None:
 
 
 def error_page(request: web.Request, viewer: Viewer, status: int, title: str, message: str) -> web.Response:
-    return render(request, viewer, "error.html", status, title=title, message=message)
+    return render(request, viewer, "error.html", status, code=status, title=title, message=message)
 
 
 Handler = Callable[[web.Request, Viewer], Awaitable[web.StreamResponse]]
@@ -149,10 +149,18 @@ FormHandler = Callable[[web.Request, Viewer, MultiDictProxy[str | Any]], Awaitab
 
 def page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """A GET page: readable by whoever may view; errors become HTML pages, never tracebacks."""
+    return _page(handler, public=False)
 
+
+def public_page(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A GET page anyone may open (the sign-in form)."""
+    return _page(handler, public=True)
+
+
+def _page(handler: Handler, *, public: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def run(request: web.Request) -> web.StreamResponse:
         viewer = viewer_of(request)
-        if not viewer.may_view:
+        if not viewer.may_view and not public:
             return finish(request, redirect("/signin?next=" + _quote(request.path_qs)), viewer)
         return finish(request, await _guarded(request, viewer, handler), viewer)
 
