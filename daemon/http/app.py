@@ -16,11 +16,11 @@ from aiohttp import web
 
 from daemon import logs
 from daemon.config import Config
+from daemon.http.pages import install as install_pages
+from daemon.http.pages import is_page
 from daemon.metrics import Metrics
 from daemon.store import Record, RecordKey, Store, iso
 from daemon.sync import ConnectionMonitor, ExportGate, error_text
-from daemon.ui import install as install_pages
-from daemon.ui import is_page
 from statemachine import STORED_STATES
 
 log = logs.get("st_intacct_sync.http")
@@ -92,7 +92,7 @@ async def bearer_token(request: web.Request, handler: Callable[[web.Request], Aw
                        ) -> web.StreamResponse:
     """POST needs the token whenever one is configured; off loopback, so do the data endpoints."""
     if is_page(request.path):
-        return await handler(request)  # the pages' own rules: a session cookie and CSRF tokens (daemon.ui)
+        return await handler(request)  # the pages' own rules: a session cookie and CSRF tokens (daemon.http.pages)
     config = request.app[SERVICES].config()
     token = config.http.token
     needs = request.method != "GET" or (not config.http.loopback and request.path not in OPEN_PATHS)

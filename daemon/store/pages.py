@@ -1,4 +1,4 @@
-"""The queue page's reads (daemon.ui): the queue with its filters and search, the chart's figures and
+"""The queue page's reads (daemon.http.pages): the queue with its filters and search, the chart's figures and
 the list of reconciliation runs. `daemon.store.Store` inherits it, so one class still runs all SQL;
 each statement walks an index (bench/ui.py checks the plans).
 """

@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from daemon.store.pages import PagesStore
 from daemon.store.queries import queries
 from daemon.store.rows import (
     Finished,
@@ -28,7 +29,6 @@ from daemon.store.rows import (
     Transition,
     UpsertResult,
 )
-from daemon.store.pages import PagesStore
 from daemon.store.runs import ReconcileRunsStore
 from statemachine import State, Trigger, next_state, source_values
 from statemachine.coalesce import Action, Stored, on_facts

@@ -19,8 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from daemon.records import Finished, RecordKey, RecordUpsert
-from daemon.store import Store
+from daemon.store import Finished, RecordKey, RecordUpsert, Store
 from statemachine import JobFacts, Mapping, Settings, State, desired_for_job
 from tests.acceptance.harness import TENANT, Stack
 from tests.browser.conftest import Browser

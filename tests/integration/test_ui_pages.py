@@ -17,15 +17,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from daemon import logs
-from daemon.config import Config, load_config_text
-from daemon.connection import ConnectionMonitor
-from daemon.ensure import EnsureOutcome, EnsureResult
+from daemon.config import Config
+from daemon.config.loading import load_config_text
 from daemon.http import create_app
 from daemon.metrics import Metrics
-from daemon.reconcile_records import Category, Finding
-from daemon.records import Finished, RecordKey, RecordUpsert, Synced
-from daemon.report import csv_name, render_csv
-from daemon.store import Store
+from daemon.reconcile.report import csv_name, render_csv
+from daemon.store import Category, Finding, Finished, RecordKey, RecordUpsert, Store, Synced
+from daemon.sync import ConnectionMonitor
+from daemon.sync.gate import EnsureOutcome, EnsureResult
 from statemachine import JobFacts, Mapping, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 
 TOKEN = "ui-test-token-0123456789"

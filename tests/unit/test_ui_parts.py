@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from daemon.secret import Secret
-from daemon.ui import chart, session
-from daemon.ui.format import Clock, duration, zone
+from daemon.config.secret import Secret
+from daemon.http.pages import chart, session
+from daemon.http.pages.format import Clock, duration, zone
 
 
 def test_a_session_is_valid_until_it_expires_and_only_with_its_key() -> None:

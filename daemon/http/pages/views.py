@@ -9,13 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 
-from daemon.ensure import error_text
-from daemon.reconcile_records import CATEGORY_ORDER
-from daemon.records import RecordKey
-from daemon.report import LABELS, TRIGGERS, csv_name, render_csv
-from daemon.ui import chart
-from daemon.ui import format as fmt
-from daemon.ui.web import REFRESH_S, SERVICES, Viewer, page, render, timezone_name
+from daemon.http.pages import chart
+from daemon.http.pages import format as fmt
+from daemon.http.pages.base import REFRESH_S, SERVICES, Viewer, page, render, timezone_name
+from daemon.reconcile.report import LABELS, TRIGGERS, csv_name, render_csv
+from daemon.store import CATEGORY_ORDER, RecordKey
+from daemon.sync import error_text
 from statemachine import State
 
 PAGE_SIZE = 50

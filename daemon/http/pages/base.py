@@ -17,9 +17,9 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from daemon import logs
-from daemon.ui import format as fmt
-from daemon.ui import session
-from daemon.ui.ports import PageServices
+from daemon.http.pages import format as fmt
+from daemon.http.pages import session
+from daemon.http.pages.ports import PageServices
 
 log = logs.get("st_intacct_sync.ui")
 
@@ -49,7 +49,7 @@ class Asset:
 
 
 def load_assets() -> dict[str, Asset]:
-    folder = resources.files("daemon.ui").joinpath("static")
+    folder = resources.files("daemon.http.pages").joinpath("static")
     assets = {}
     for name, content_type in ASSET_TYPES.items():
         body = folder.joinpath(name).read_bytes()
@@ -218,7 +218,7 @@ def _quote(text: str) -> str:
 def setup_templates(app: web.Application, services: PageServices) -> None:
     assets = load_assets()
     env = aiohttp_jinja2.setup(
-        app, loader=jinja2.PackageLoader("daemon.ui", "templates"), autoescape=True,
+        app, loader=jinja2.PackageLoader("daemon.http.pages", "templates"), autoescape=True,
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
     env.filters.update(state_word=fmt.state_word, iso=fmt.iso, error_words=fmt.error_words,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from daemon.ensure import error_text
+from daemon.sync import error_text
 
 STATE_WORDS = {
     "pending": "Waiting",

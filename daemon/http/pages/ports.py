@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Protocol
 
 from daemon.config import Config
-from daemon.connection import ConnectionMonitor
-from daemon.ensure import EnsureOutcome
-from daemon.reconcile_records import Finding, RunRecord
-from daemon.records import HistoryEntry, Record, RecordKey, TenantSettingsState
+from daemon.store import Finding, RunRecord
+from daemon.store.rows import HistoryEntry, Record, RecordKey, TenantSettingsState
+from daemon.sync import ConnectionMonitor
+from daemon.sync.gate import EnsureOutcome
 
 
 class PageStore(Protocol):

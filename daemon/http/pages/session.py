@@ -15,7 +15,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from daemon.secret import Secret
+from daemon.config.secret import Secret
 
 SESSION_COOKIE = "sis_session"
 VISITOR_COOKIE = "sis_visitor"  # the anonymous nonce that the sign-in form's CSRF token is bound to

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from daemon.ui import actions, pages
-from daemon.ui.ports import PageServices
-from daemon.ui.session import Keys
-from daemon.ui.web import KEYS, SERVICES, asset, setup_templates
+from daemon.http.pages import actions, views
+from daemon.http.pages.base import KEYS, SERVICES, asset, setup_templates
+from daemon.http.pages.ports import PageServices
+from daemon.http.pages.session import Keys
 
 __all__ = ["install", "is_page"]
 
@@ -31,15 +31,15 @@ def install(app: web.Application, services: PageServices) -> None:
     app[KEYS] = Keys()
     setup_templates(app, services)
     router = app.router
-    router.add_get("/", pages.overview, name="ui.overview")
-    router.add_get("/queue", pages.queue, name="ui.queue")
-    router.add_get("/queue/{kind}/{id}", pages.record, name="ui.record")
+    router.add_get("/", views.overview, name="ui.overview")
+    router.add_get("/queue", views.queue, name="ui.queue")
+    router.add_get("/queue/{kind}/{id}", views.record, name="ui.record")
     router.add_post("/queue/{kind}/{id}/retry", actions.retry, name="ui.retry")
     router.add_post("/queue/{kind}/{id}/sync", actions.sync_now, name="ui.sync")
-    router.add_get("/reconciliation", pages.runs, name="ui.runs")
+    router.add_get("/reconciliation", views.runs, name="ui.runs")
     router.add_post("/reconciliation", actions.start_reconcile, name="ui.reconcile")
-    router.add_get("/reconciliation/{id}", pages.run, name="ui.run")
-    router.add_get("/reconciliation/{id}/csv", pages.run_csv, name="ui.run_csv")
+    router.add_get("/reconciliation/{id}", views.run, name="ui.run")
+    router.add_get("/reconciliation/{id}/csv", views.run_csv, name="ui.run_csv")
     router.add_get("/signin", actions.signin_form, name="ui.signin_form")
     router.add_post("/signin", actions.signin, name="ui.signin")
     router.add_post("/signout", actions.signout, name="ui.signout")

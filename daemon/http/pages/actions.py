@@ -11,9 +11,19 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from daemon.ui import session
-from daemon.ui.pages import record_key
-from daemon.ui.web import KEYS, SERVICES, Viewer, form, local_path, public_page, redirect, render, secure_cookies
+from daemon.http.pages import session
+from daemon.http.pages.base import (
+    KEYS,
+    SERVICES,
+    Viewer,
+    form,
+    local_path,
+    public_page,
+    redirect,
+    render,
+    secure_cookies,
+)
+from daemon.http.pages.views import record_key
 
 SYNC_NOW_TIMEOUT_S = 15.0
 RETRY_PRIORITY = 5
