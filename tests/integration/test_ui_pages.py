@@ -280,7 +280,7 @@ async def test_sync_now_and_reconcile_go_through_the_daemon(pages: Any, store: S
     await sign_in(client)
     csrf = form_csrf(await (await client.get("/queue/job/31")).text())
     resp = await client.post("/queue/job/31/sync", data={"csrf": csrf}, allow_redirects=False)
-    assert resp.headers["Location"] == "/queue/job/31?done=synced"
+    assert resp.headers["Location"] == "/queue/job/31?done=sync-done"
     assert services.gate.calls == [[RecordKey("job", 31)]]
     resp = await client.post("/reconciliation", data={"csrf": csrf}, allow_redirects=False)
     assert resp.headers["Location"] == "/reconciliation?done=reconcile-started"

@@ -24,6 +24,7 @@ from daemon.http.pages.base import (
     secure_cookies,
 )
 from daemon.http.pages.views import record_key
+from statemachine import State
 
 SYNC_NOW_TIMEOUT_S = 15.0
 RETRY_PRIORITY = 5
@@ -73,8 +74,8 @@ async def retry(request: web.Request, viewer: Viewer, data: MultiDictProxy[Any])
 async def sync_now(request: web.Request, viewer: Viewer, data: MultiDictProxy[Any]) -> web.StreamResponse:
     key = record_key(request)
     outcome = await request.app[SERVICES].gate.ensure([key], SYNC_NOW_TIMEOUT_S)
-    synced = outcome.status == 200 and all(r.state == "synced" for r in outcome.results)
-    return redirect(f"/queue/{key.kind}/{key.st_id}?done={'synced' if synced else 'sync-waiting'}")
+    synced = outcome.status == 200 and all(r.state == State.SYNCED.value for r in outcome.results)
+    return redirect(f"/queue/{key.kind}/{key.st_id}?done={'sync-done' if synced else 'sync-waiting'}")
 
 
 @form()

@@ -5,6 +5,7 @@ form POST passes, and the headers every page carries.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -25,7 +26,7 @@ log = logs.get("st_intacct_sync.ui")
 
 SERVICES: web.AppKey[PageServices] = web.AppKey("ui_services")
 KEYS: web.AppKey[session.Keys] = web.AppKey("ui_keys")
-VERSION = "0.1.0"
+VERSION = importlib.metadata.version("st-intacct-sync")
 REFRESH_S = 30
 FORM_TYPE = "application/x-www-form-urlencoded"
 # Nothing from anywhere else: no inline script or style, no frames, forms post only here.

@@ -10,10 +10,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from statemachine import State
+
 HOURS = 24
 WIDTH, HEIGHT = 960, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28  # room for the y labels and the hour labels
-SERIES = ("synced", "failed")
+SYNCED, FAILED = State.SYNCED.value, State.FAILED.value
+SERIES = (SYNCED, FAILED)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Chart:
 
     @property
     def summary(self) -> str:
-        return (f"Last 24 hours: {self.totals['synced']:,} synced, {self.totals['failed']:,} failed "
+        return (f"Last 24 hours: {self.totals[SYNCED]:,} synced, {self.totals[FAILED]:,} failed "
                 f"(per hour, oldest hour on the left).")
 
 
@@ -82,7 +85,7 @@ def build(counts: Mapping[tuple[datetime, str], int], now: datetime,
     rows: list[tuple[str, int, int]] = []
     for i, (start, hour) in enumerate(zip(starts, per_hour, strict=True)):
         span = f"{hour_label(start)}–{hour_label(start + timedelta(hours=1))}"
-        rows.append((span, hour["synced"], hour["failed"]))
+        rows.append((span, hour[SYNCED], hour[FAILED]))
         for j, series in enumerate(SERIES):
             value = hour[series]
             height = plot_h * value / scale_top

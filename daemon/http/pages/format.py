@@ -9,13 +9,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.sync import error_text
+from statemachine import State
 
 STATE_WORDS = {
-    "pending": "Waiting",
-    "syncing": "Syncing",
-    "synced": "In Intacct",
-    "blocked-by-connection": "Held: connection down",
-    "failed": "Refused",
+    State.PENDING.value: "Waiting",
+    State.SYNCING.value: "Syncing",
+    State.SYNCED.value: "In Intacct",
+    State.BLOCKED.value: "Held: connection down",
+    State.FAILED.value: "Refused",
 }
 
 

@@ -15,7 +15,7 @@ from daemon.http.pages.base import REFRESH_S, SERVICES, Viewer, page, render, ti
 from daemon.reconcile.report import LABELS, TRIGGERS, csv_name, render_csv
 from daemon.store import CATEGORY_ORDER, RecordKey
 from daemon.sync import error_text
-from statemachine import State
+from statemachine import STORED_STATES
 
 PAGE_SIZE = 50
 HISTORY_SHOWN = 200
@@ -23,7 +23,7 @@ RUNS_SHOWN = 25
 EXCEPTIONS_SHOWN = 500
 CSV_ROWS = 50_000
 MAX_SEARCH = 200
-STATES = tuple(s.value for s in State if s is not State.NEW)
+STATES = tuple(s.value for s in STORED_STATES)
 SETTING_LABELS = (
     ("enable_intacct_projects", "Intacct projects"),
     ("enable_customer_project_linkage", "Link projects to customers"),
@@ -34,7 +34,7 @@ SETTING_LABELS = (
 NOTICES = {  # the only texts a redirect can ask for: nothing a link carries is shown
     "retried": ("good", "Retrying: the record is waiting for a worker again."),
     "not-failed": ("bad", "Only a refused record can be retried; this one is not refused (any more)."),
-    "synced": ("good", "Synced: Intacct has it now."),
+    "sync-done": ("good", "Synced: Intacct has it now."),
     "sync-waiting": ("bad", "Not synced yet: see its state and last error below."),
     "reconcile-started": ("good", "A reconciliation has started; it shows here when it ends."),
     "reconcile-unavailable": ("bad", "Reconciliation is not available in this process."),
@@ -186,7 +186,7 @@ async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 def _headline(exceptions: int, remaining: int, status: str) -> str:
     if status == "running":
         return "Still running."
-    if status == "failed":
+    if status != "done":  # failed: stopped by an error or by the process ending
         return "This run did not finish."
     if not exceptions:
         return "No exceptions: ServiceTitan and Intacct agree."
