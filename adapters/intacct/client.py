@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import ipaddress
 import itertools
-import math
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import TypedDict
 
 import aiohttp
+from yarl import URL
 
-from adapters.errors import AdapterError, ConnectionFailure, PermanentError, TransientError
+from adapters.errors import AdapterError, ConnectionFailure, TransientError
+from adapters.intacct.answers import (
+    SessionDead,
+    error_fields,
+    match_results,
+    raise_for_result,
+    read_answer,
+    summary,
+)
 from adapters.intacct.limiter import PrioritySemaphore
 from adapters.intacct.models import (
     MAX_PAGE_SIZE,
     MAX_READ_KEYS,
-    ErrorDetail,
     Function,
     FunctionResult,
     IntacctCredentials,
@@ -28,18 +34,9 @@ from adapters.intacct.models import (
     Outcome,
     QueryProjects,
     ReadProjects,
-    function_name,
 )
-from adapters.intacct.xml import (
-    XML_PARSE_ERRORNO,
-    ParsedResponse,
-    build_request,
-    build_session_request,
-    classify_result,
-    is_invalid_session,
-    is_transient,
-    parse_response,
-)
+from adapters.intacct.xml import ParsedResponse, build_request, build_session_request
+from adapters.transport import BodyTooLarge, read_capped
 
 Observer = Callable[[str, float], None]
 
@@ -50,80 +47,58 @@ _READ_FUNCTIONS_PER_REQUEST = 20
 _RENEW_MARGIN_S = 60.0
 # Set for the requests (session login included) made on behalf of a priority call.
 _PRIORITY: contextvars.ContextVar[bool] = contextvars.ContextVar("intacct_priority", default=False)
-
-
-class _InvalidSession(Exception):
-    """The gateway called the session invalid: no function ran, so the request may be resent."""
+# The largest answer read: 2,000 projects of a query page are a few MB; more is not Intacct.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+# A query stops this many pages beyond the total Intacct announced on its first page (projects
+# created while paging shift the offsets a little; an upstream that never ends must not).
+_QUERY_MARGIN_PAGES = 2
+# Session endpoints are trusted on the configured host or under Intacct's own domain only.
+_INTACCT_DOMAIN = "intacct.com"
 
 
 @dataclass
 class _Session:
     session_id: str
     endpoint: str
-    renew_at: float  # event-loop time; inf while Intacct announced no timeout
+    renew_at: float  # event-loop time
 
     def __repr__(self) -> str:
         # The session id is a credential: tracebacks, debuggers and logs that print the object see a mask.
         return f"_Session(session_id='***', endpoint={self.endpoint!r}, renew_at={self.renew_at!r})"
 
 
-class _ErrorFields(TypedDict, total=False):
-    errorno: str | None
-    description: str | None
-    description2: str | None
-    correction: str | None
-
-
-def _fields(errors: Sequence[ErrorDetail]) -> _ErrorFields:
-    """The first error with text, as keyword arguments of the adapter error classes."""
-    first = next((e for e in errors if e.text()), None)
-    if first is None:
-        return {}
-    return {
-        "errorno": first.errorno,
-        "description": first.description,
-        "description2": first.description2,
-        "correction": first.correction,
-    }
-
-
-def _summary(errors: Sequence[ErrorDetail]) -> str:
-    return "; ".join(e.text() for e in errors if e.text())[:500] or "no error text"
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
     try:
-        return max(0.0, float(value))
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
-        pass
+        return False
+
+
+def trusted_endpoint(endpoint: str, configured: str) -> str:
+    """``endpoint`` when a session may be sent there, else ConnectionFailure naming its host.
+
+    The login answer names where the session's requests go; each of them carries the sender
+    password and the session id, so only ``https`` on the configured host or a subdomain of
+    intacct.com is accepted (plain ``http`` only on loopback, where the simulators run).
+    """
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _body_errors(raw: bytes) -> tuple[ErrorDetail, ...]:
-    """The errors of a non-200 XML body, if it is one; anything else gives none."""
-    try:
-        parsed = parse_response(raw)
-    except PermanentError:
-        return ()
-    return parsed.control_errors or parsed.auth_errors
-
-
-def raise_for_result(result: FunctionResult, what: str) -> None:
-    """Raise the error class of a failed read/query/probe result; return on success."""
-    if result.outcome is Outcome.SUCCESS:
-        return
-    message = f"Intacct {what} failed: {_summary(result.errors)}"
-    if result.outcome is Outcome.TRANSIENT:
-        raise TransientError(message, outcome_unknown=False, **_fields(result.errors))
-    raise PermanentError(message, **_fields(result.errors))
+        url, base = URL(endpoint), URL(configured)
+        host, base_host = (url.host or "").lower(), (base.host or "").lower()
+    except (ValueError, TypeError):
+        raise ConnectionFailure("Intacct's login answer named a session endpoint that is not a URL") from None
+    on_intacct = host == _INTACCT_DOMAIN or host.endswith("." + _INTACCT_DOMAIN)
+    if url.scheme == "https" and host and (host == base_host or on_intacct):
+        return endpoint
+    if url.scheme == "http" and _is_loopback(host) and _is_loopback(base_host):
+        return endpoint
+    raise ConnectionFailure(
+        f"Intacct's login answer named the session endpoint host {host or '?'} ({url.scheme or 'no'} scheme),"
+        f" which is neither https on {base_host or '?'} nor on {_INTACCT_DOMAIN}: refused"
+    )
 
 
 class IntacctClient:
@@ -137,9 +112,18 @@ class IntacctClient:
         max_concurrent_requests: int = 2,
         request_timeout: float = 60.0,
         observer: Observer | None = None,
+        session_max_age: float = 1800.0,
+        retry_after_max: float = 600.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if max_concurrent_requests < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
+        if session_max_age <= 0:
+            raise ValueError("session_max_age must be positive")
+        # A session whose login announced no <sessiontimeout> is renewed after this many seconds.
+        self.session_max_age = session_max_age
+        self.retry_after_max = retry_after_max
+        self._max_body_bytes = max_body_bytes
         self._http = session
         self._credentials = credentials
         self._semaphore = PrioritySemaphore(max_concurrent_requests)
@@ -184,7 +168,7 @@ class IntacctClient:
         if len(set(controlids)) != len(controlids):
             raise ValueError("function controlids must be unique within one request")
         parsed = await self._execute_with_session(functions)
-        return _match_results(functions, parsed.results)
+        return match_results(functions, parsed.results)
 
     async def read_projects(self, project_ids: Sequence[str], *, priority: bool = False) -> dict[str, IntacctProject]:
         """The projects among ``project_ids`` that exist, by PROJECTID (readByName, 100 keys a function)."""
@@ -204,19 +188,36 @@ class IntacctClient:
     async def iter_projects(
         self, patterns: Sequence[str], page_size: int = MAX_PAGE_SIZE
     ) -> AsyncIterator[list[IntacctProject]]:
-        """Pages of the projects whose PROJECTID is ``like`` one of ``patterns``, by RECORDNO."""
+        """Pages of the projects whose PROJECTID is ``like`` one of ``patterns``, by RECORDNO.
+
+        The offset advances by the rows actually received, whatever ``count`` says; paging stops at
+        the total announced on the first page plus a margin, and a page that brings nothing while
+        more is announced is a TransientError: a misbehaving upstream cannot keep a caller (and
+        whatever lock it holds) paging for ever.
+        """
         offset = 0
+        limit: int | None = None
         while True:
             query = QueryProjects(self._next_control_id("query"), tuple(patterns), page_size, offset)
             [result] = await self.execute([query])
             raise_for_result(result, "query")
             page = list(result.projects)
+            remaining = _int_attr(result, "numremaining", 0)
+            if limit is None:
+                announced = _int_attr(result, "totalcount", len(page) + max(remaining, 0))
+                limit = max(announced, 0) + _QUERY_MARGIN_PAGES * page_size
             if page:
                 yield page
-            count = _int_attr(result, "count", len(page))
-            if _int_attr(result, "numremaining", 0) <= 0 or count <= 0:
+            if remaining <= 0:
                 return
-            offset += count
+            if not page:
+                raise TransientError(
+                    f"Intacct's query page at offset {offset} brought no rows while announcing {remaining} more",
+                    outcome_unknown=False,
+                )
+            offset += len(page)
+            if offset >= limit:
+                return
 
     async def probe(self) -> None:
         """A cheap authenticated call; raises like ``execute``, and ConnectionFailure if reads are refused."""
@@ -225,8 +226,8 @@ class IntacctClient:
             raise_for_result(result, "probe query")
             return
         # The user may log in but not read PROJECT: the connection is unusable for our work.
-        message = f"Intacct probe query failed: {_summary(result.errors)}"
-        raise ConnectionFailure(message, **_fields(result.errors))
+        message = f"Intacct probe query failed: {summary(result.errors)}"
+        raise ConnectionFailure(message, **error_fields(result.errors))
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -241,13 +242,14 @@ class IntacctClient:
             )
             try:
                 parsed = await self._send(session.endpoint, body, session_auth=True)
-            except _InvalidSession:
-                # Authentication failed, so no function ran: a new session and one resend are safe.
+            except SessionDead:
+                # The session was refused, so no function ran: a new session and one resend are safe.
                 self._drop_session(session)
                 continue
             self._slide(session, parsed.session_timeout)
             return parsed
-        raise TransientError("Intacct called a fresh session invalid", outcome_unknown=False, errorno="XL03000006")
+        # The fresh login was accepted, so the connection works; its session was refused at once.
+        raise TransientError("Intacct refused a freshly opened session", outcome_unknown=False)
 
     async def _ensure_session(self) -> _Session:
         session = self._session
@@ -270,17 +272,22 @@ class IntacctClient:
         parsed = await self._send(credentials.endpoint_url, body, session_auth=False)
         if not parsed.session_id:
             errors = tuple(e for r in parsed.results for e in r.errors)
-            message = f"Intacct getAPISession returned no session: {_summary(errors)}"
+            message = f"Intacct getAPISession returned no session: {summary(errors)}"
+            if not parsed.results:
+                raise TransientError(f"{message} (no result at all)", outcome_unknown=False)
             if any(r.outcome is Outcome.TRANSIENT for r in parsed.results):
-                raise TransientError(message, outcome_unknown=False, **_fields(errors))
-            raise ConnectionFailure(message, **_fields(errors))
-        session = _Session(parsed.session_id, parsed.session_endpoint or credentials.endpoint_url, math.inf)
+                raise TransientError(message, outcome_unknown=False, **error_fields(errors))
+            raise ConnectionFailure(message, **error_fields(errors))
+        endpoint = trusted_endpoint(parsed.session_endpoint or credentials.endpoint_url, credentials.endpoint_url)
+        # Without an announced timeout the session lives session_max_age at most: kept for ever, a
+        # session Intacct ended in silence would be refused on every request.
+        session = _Session(parsed.session_id, endpoint, _now() + self.session_max_age)
         self._slide(session, parsed.session_timeout)
         return session
 
     def _slide(self, session: _Session, timeout: datetime | None) -> None:
         if timeout is None:
-            return  # no announcement: keep the session until Intacct calls it invalid
+            return  # no announcement: the renewal planned so far stands
         remaining = (timeout - datetime.now(UTC)).total_seconds()
         session.renew_at = _now() + remaining - min(_RENEW_MARGIN_S, 0.1 * max(remaining, 0.0))
 
@@ -303,7 +310,7 @@ class IntacctClient:
                 parsed = await self._post(url, body, session_auth=session_auth)
                 outcome = "ok"
                 return parsed
-            except _InvalidSession:
+            except SessionDead:
                 outcome = "invalid_session"
                 raise
             except AdapterError as exc:
@@ -319,23 +326,21 @@ class IntacctClient:
             async with self._http.post(
                 url, data=body, headers=_HEADERS, timeout=self._timeout, allow_redirects=False
             ) as response:
-                raw = await response.read()
+                raw = await read_capped(response, self._max_body_bytes)
                 status = response.status
-                retry_after = response.headers.get("Retry-After")
+                headers = response.headers
         except TimeoutError:
             raise TransientError(
                 f"Intacct request timed out after {self._request_timeout:g} s", outcome_unknown=True
             ) from None
+        except BodyTooLarge as exc:
+            # The functions ran (or not) and their answer is lost in the flood: as a lost answer.
+            raise TransientError(f"Intacct's answer was refused: {exc}", outcome_unknown=True) from None
         except aiohttp.ClientError as exc:
             raise TransientError(
                 f"Intacct request failed: {type(exc).__name__}: {str(exc)[:200]}", outcome_unknown=True
             ) from None
-        if status != 200:
-            _raise_for_http_status(status, raw, retry_after)
-        parsed = parse_response(raw)
-        _raise_for_control(parsed, retry_after)
-        _raise_for_authentication(parsed, session_auth=session_auth)
-        return parsed
+        return read_answer(status, raw, headers, session_auth=session_auth, retry_after_max=self.retry_after_max)
 
 
 _OBSERVED = {"connection": "connection_error", "transient": "transient_error", "permanent": "permanent_error"}
@@ -346,78 +351,7 @@ def _now() -> float:
 
 
 def _int_attr(result: FunctionResult, name: str, default: int) -> int:
-    try:
-        return int(result.data_attrs.get(name, default))
-    except ValueError:
+    raw = result.data_attrs.get(name)
+    if raw is None or not raw.strip().isdigit() or len(raw.strip()) > 12:
         return default
-
-
-def _raise_for_http_status(status: int, raw: bytes, retry_after: str | None) -> None:
-    errors = _body_errors(raw)
-    fields = _fields(errors)
-    detail = f" ({_summary(errors)})" if errors else ""
-    if status == 429 or is_transient(errors):
-        raise TransientError(
-            f"Intacct rate limit: HTTP {status}{detail}",
-            outcome_unknown=False,
-            retry_after=_retry_after(retry_after),
-            status=status,
-            **fields,
-        )
-    if status >= 500 or status == 408:
-        # The gateway may have applied the request before failing (524: the CDN gave up waiting).
-        raise TransientError(f"Intacct answered HTTP {status}{detail}", outcome_unknown=True, status=status, **fields)
-    if status == 413:
-        raise PermanentError(f"Intacct refused the request size: HTTP {status}{detail}", status=status, **fields)
-    # 401 XMLGW_JPP0002, 400 GW-0011, 403, 404 or a redirect: credentials or endpoint are wrong.
-    raise ConnectionFailure(f"Intacct refused the request: HTTP {status}{detail}", status=status, **fields)
-
-
-def _raise_for_control(parsed: ParsedResponse, retry_after: str | None) -> None:
-    if parsed.control_status == "success":
-        return
-    errors = parsed.control_errors
-    message = f"Intacct control failure: {_summary(errors)}"
-    if any(e.errorno.strip() == XML_PARSE_ERRORNO for e in errors):
-        raise PermanentError(message, **_fields(errors))
-    if is_transient(errors):
-        raise TransientError(message, outcome_unknown=False, retry_after=_retry_after(retry_after), **_fields(errors))
-    # XL03000006 (sender id/password), PL04000055 (company expired) and the like: nothing ran.
-    raise ConnectionFailure(message, **_fields(errors))
-
-
-def _raise_for_authentication(parsed: ParsedResponse, *, session_auth: bool) -> None:
-    if parsed.auth_status in (None, "success"):
-        return
-    errors = parsed.auth_errors
-    if is_transient(errors):
-        raise TransientError(f"Intacct authentication deferred: {_summary(errors)}", **_fields(errors))
-    if session_auth and is_invalid_session(errors):
-        raise _InvalidSession()
-    raise ConnectionFailure(f"Intacct authentication failed: {_summary(errors)}", **_fields(errors))
-
-
-def _match_results(functions: Sequence[Function], results: Sequence[FunctionResult]) -> list[FunctionResult]:
-    by_controlid: dict[str, list[FunctionResult]] = {}
-    for result in results:
-        by_controlid.setdefault(result.controlid, []).append(result)
-    matched: list[FunctionResult] = []
-    for function in functions:
-        name = function_name(function)
-        bucket = by_controlid.get(function.controlid)
-        if not bucket:
-            matched.append(
-                FunctionResult(
-                    controlid=function.controlid,
-                    function=name,
-                    status="",
-                    outcome=Outcome.TRANSIENT,
-                    errors=(ErrorDetail("", "no result returned", "", ""),),
-                )
-            )
-            continue
-        result = bucket.pop(0)
-        # Classify by what we sent, whatever name the gateway echoes.
-        outcome = classify_result(name, result.status, result.errors)
-        matched.append(result if outcome is result.outcome else replace(result, outcome=outcome))
-    return matched
+    return int(raw)

@@ -2,7 +2,10 @@
 
 Requests are built with ElementTree, never with string templates, so that names holding ``&``, ``<``,
 quotes or any script are escaped by the library. Responses are parsed with defusedxml: a document
-carrying a DTD or entities is refused, as is anything that is not an Intacct ``<response>``.
+carrying a DTD or entities is refused, as is anything that is not a complete Intacct ``<response>``.
+Such a body came with HTTP 200 from something between us and Intacct (a maintenance or CDN page, a
+connection cut mid-document), possibly after the functions ran: it is a transient failure whose
+outcome is unknown, never a refusal of the records it carried.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from types import MappingProxyType
 import defusedxml.ElementTree as DefusedET
 from defusedxml import DefusedXmlException
 
-from adapters.errors import PermanentError
+from adapters.errors import TransientError
 from adapters.intacct.models import (
     PROJECT_FIELDS,
     READ_FIELDS,
@@ -46,6 +49,9 @@ TRANSIENT_MARKERS: tuple[str, ...] = (
     "try again later",
     "api rate limit exceeded",
     "gw-0010",
+    # "There was an error processing the request.": Intacct's own hiccup, gone on the next try.
+    "dl02000001",
+    "there was an error processing the request",
 )
 ALREADY_EXISTS_ERRORNO = "BL34000061"
 ALREADY_EXISTS_MARKER = "already exists"
@@ -269,10 +275,25 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+class IncompleteResponse(TransientError):
+    """A 200 whose body is not a complete Intacct ``<response>``: the functions may or may not have run."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Intacct answered with an incomplete response: {why}", outcome_unknown=True)
+
+
+def _required_text(parent: ET.Element, tag: str, where: str) -> str:
+    value = _text(parent, tag)
+    if value is None or not value.strip():
+        raise IncompleteResponse(f"<{where}> without <{tag}>")
+    return value.strip()
+
+
 def _parse_result(element: ET.Element) -> tuple[FunctionResult, str | None, str | None]:
-    status = (_text(element, "status") or "").strip().lower()
+    status = _required_text(element, "status", "result").lower()
     function = _text(element, "function") or ""
-    controlid = _text(element, "controlid") or ""
+    # Results are matched to records by controlid: a result without one cannot be placed.
+    controlid = _required_text(element, "controlid", "result")
     projects: list[IntacctProject] = []
     attrs: dict[str, str] = {}
     session_id = endpoint = None
@@ -301,29 +322,53 @@ def _parse_result(element: ET.Element) -> tuple[FunctionResult, str | None, str 
     return result, session_id, endpoint
 
 
-def parse_response(body: bytes) -> ParsedResponse:
-    """Parse a gateway response; a hostile or broken document raises PermanentError."""
+def _parse_xml(body: bytes) -> ET.Element:
+    if not body.strip():
+        raise IncompleteResponse("empty body")
     try:
-        root = DefusedET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        return DefusedET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except (ET.ParseError, DefusedXmlException, ValueError, LookupError) as exc:
         # ValueError and LookupError: expat refuses the declared encoding ("bogus", or a multi-byte one
-        # such as shift_jis) before it reads a single element.
-        raise PermanentError(f"unparseable Intacct response: {type(exc).__name__}: {exc}") from None
+        # such as shift_jis) before it reads a single element. Only the exception's type and a short
+        # text are kept: the body may be a whole HTML page.
+        raise IncompleteResponse(f"not an XML document ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def _check_operation(operation: ET.Element | None) -> ET.Element:
+    """The authentication block of an operation that ran, checked for what every answer carries."""
+    if operation is None:
+        raise IncompleteResponse("<response> without <operation>")
+    authentication = operation.find("authentication")
+    if authentication is None:
+        raise IncompleteResponse("<operation> without <authentication>")
+    status = _required_text(authentication, "status", "authentication").lower()
+    if status == "success":
+        for tag in ("userid", "companyid"):
+            _required_text(authentication, tag, "authentication")
+    return authentication
+
+
+def parse_response(body: bytes) -> ParsedResponse:
+    """Parse a gateway response; anything but a complete ``<response>`` raises IncompleteResponse."""
+    root = _parse_xml(body)
     if root.tag != "response":
-        raise PermanentError(f"unparseable Intacct response: root element <{root.tag}>, expected <response>")
+        raise IncompleteResponse(f"root element <{str(root.tag)[:40]}>, expected <response>")
     control = root.find("control")
+    if control is None:
+        raise IncompleteResponse("<response> without <control>")
+    control_status = _required_text(control, "status", "control").lower()
     operation = root.find("operation")
-    authentication = operation.find("authentication") if operation is not None else None
+    authentication = _check_operation(operation) if control_status == "success" else None
     results: list[FunctionResult] = []
     session_id = endpoint = None
-    if operation is not None:
+    if operation is not None and authentication is not None:
         for element in operation.iterfind("result"):
             result, sid, url = _parse_result(element)
             results.append(result)
             if sid and session_id is None:
                 session_id, endpoint = sid, url or None
     return ParsedResponse(
-        control_status=(_text(control, "status") or "").strip().lower(),
+        control_status=control_status,
         control_id=_text(control, "controlid"),
         control_errors=_errors(root),
         auth_status=(_text(authentication, "status") or "").strip().lower() or None,
@@ -338,6 +383,7 @@ def parse_response(body: bytes) -> ParsedResponse:
 
 
 __all__ = [
+    "IncompleteResponse",
     "ParsedResponse",
     "build_request",
     "build_session_request",

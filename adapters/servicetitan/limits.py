@@ -8,8 +8,8 @@ import random
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+
+from adapters.transport import parse_retry_after
 
 __all__ = ["TokenBucket", "full_jitter", "parse_retry_after", "retry_after_from_title"]
 
@@ -54,29 +54,15 @@ def full_jitter(attempt: int, initial: float, maximum: float, rng: random.Random
     return (rng or random).uniform(0.0, ceiling)
 
 
-_SECONDS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
 _TITLE_RE = re.compile(r"(\d+(?:\.\d+)?)\s+seconds?\.?\s*$", re.IGNORECASE)
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delay seconds or HTTP date); None if unusable."""
-    if not value:
-        return None
-    m = _SECONDS_RE.match(value)
-    if m:
-        return float(m.group(1))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-
-
-def retry_after_from_title(title: str | None) -> float | None:
-    """Seconds from a 429 problem title ending "... N seconds." (what ServiceTitan's body says)."""
+def retry_after_from_title(title: str | None, *, maximum: float = math.inf) -> float | None:
+    """Seconds from a 429 problem title ending "... N seconds." (what ServiceTitan's body says), clamped."""
     if not title:
         return None
     m = _TITLE_RE.search(title)
-    return float(m.group(1)) if m else None
+    if m is None:
+        return None
+    seconds = float(m.group(1))
+    return min(seconds, max(0.0, maximum)) if math.isfinite(seconds) else None

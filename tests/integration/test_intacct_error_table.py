@@ -149,16 +149,36 @@ async def test_control_failure_is_connection(
     assert info.value.errorno in ("XL03000006", "PL04000055")
 
 
-async def test_http_401_xmlgw_jpp0002_is_connection(scripted: Callable[[Responder], Awaitable[IntacctClient]]) -> None:
-    body = (
-        '<?xml version="1.0" encoding="UTF-8"?><response><control><status>failure</status></control><errormessage>'
-        "<error><errorno>XMLGW_JPP0002</errorno><description>Sign-in information is incorrect. Please check your "
-        "request.</description></error></errormessage></response>"
-    )
-    client = await scripted(answer(body, status=401))
+JPP0002 = (
+    '<?xml version="1.0" encoding="UTF-8"?><response><control><status>failure</status></control><errormessage>'
+    "<error><errorno>XMLGW_JPP0002</errorno><description>Sign-in information is incorrect. Please check your "
+    "request.</description></error></errormessage></response>"
+)
+
+
+async def test_http_401_xmlgw_jpp0002_at_login_is_connection(
+    aiohttp_server: AiohttpServer, intacct_http: aiohttp.ClientSession
+) -> None:
+    async def handle(request: web.Request) -> web.Response:
+        return xml_response(JPP0002, status=401)
+
+    app = web.Application()
+    app.router.add_post("/gw", handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    client = IntacctClient(intacct_http, IntacctCredentials(str(server.make_url("/gw")), "s", "sp", "c", "u", "p"))
     with pytest.raises(ConnectionFailure, match="HTTP 401") as info:
         await client.execute([CREATE])
     assert info.value.errorno == "XMLGW_JPP0002"
+
+
+async def test_http_401_xmlgw_jpp0002_on_a_session_logs_in_again_and_resends(
+    scripted: Callable[[Responder], Awaitable[IntacctClient]],
+) -> None:
+    # The fresh login succeeds, so the connection is not in error; its session refused at once is transient.
+    client = await scripted(answer(JPP0002, status=401))
+    with pytest.raises(TransientError, match="freshly opened session") as info:
+        await client.execute([CREATE])
+    assert info.value.outcome_unknown is False
 
 
 @pytest.mark.parametrize(
@@ -207,7 +227,7 @@ async def test_real_invalid_session_sample_renews_once_then_is_transient(
     scripted: Callable[[Responder], Awaitable[IntacctClient]],
 ) -> None:
     client = await scripted(answer((FIXTURES / "sessionInvalid.xml").read_bytes()))
-    with pytest.raises(TransientError, match="fresh session invalid"):
+    with pytest.raises(TransientError, match="freshly opened session"):
         await client.execute([CREATE])
 
 
@@ -335,12 +355,13 @@ async def test_xml_parse_error_is_permanent(scripted: Callable[[Responder], Awai
         b"",
     ],
 )
-async def test_unparseable_200_is_permanent(
+async def test_unparseable_200_is_transient_with_unknown_outcome(
     scripted: Callable[[Responder], Awaitable[IntacctClient]], body: bytes
 ) -> None:
     client = await scripted(answer(body))
-    with pytest.raises(PermanentError, match="unparseable"):
+    with pytest.raises(TransientError, match="incomplete response") as info:
         await client.execute([CREATE])
+    assert info.value.outcome_unknown is True
 
 
 async def test_missing_result_is_transient(scripted: Callable[[Responder], Awaitable[IntacctClient]]) -> None:

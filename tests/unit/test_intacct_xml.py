@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.errors import PermanentError
+from adapters.errors import TransientError
 from adapters.intacct import (
     CreateProject,
     ErrorDetail,
@@ -308,6 +308,12 @@ def test_transient_markers_look_at_every_field() -> None:
 
 # -- hostile and broken documents -----------------------------------------------------------------
 
+COMPLETE = (
+    b'<?xml version="1.0" encoding="UTF-8"?><response><control><status>success</status></control><operation>'
+    b"<authentication><status>success</status><userid>u</userid><companyid>c</companyid></authentication>"
+    b"<result><status>success</status><function>create</function><controlid>f1</controlid></result>"
+    b"</operation></response>"
+)
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
 <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>
@@ -333,8 +339,30 @@ PARAMETER_ENTITY = b"""<?xml version="1.0"?>
         b"<response><control>",
         b"\xff\xfe<response/>",
         b"not xml at all",
+        b"   \n",
+        b"<!DOCTYPE html><html><body><h1>Down for maintenance</h1></body></html>",
+        b"garbage<response/>",
+        COMPLETE + b"<trailing/>",
+        COMPLETE[: len(COMPLETE) // 2],
+        b"<response><operation/></response>",
+        b"<response><control><senderid>s</senderid></control></response>",
+        b"<response><control><status>success</status></control></response>",
+        b"<response><control><status>success</status></control><operation/></response>",
+        b"<response><control><status>success</status></control><operation><authentication>"
+        b"<userid>u</userid><companyid>c</companyid></authentication></operation></response>",
+        b"<response><control><status>success</status></control><operation><authentication>"
+        b"<status>success</status><companyid>c</companyid></authentication></operation></response>",
+        COMPLETE.replace(b"<status>success</status><function>", b"<function>"),
+        COMPLETE.replace(b"<controlid>f1</controlid>", b""),
     ],
 )
-def test_hostile_or_broken_responses_are_refused(body: bytes) -> None:
-    with pytest.raises(PermanentError, match="unparseable Intacct response"):
+def test_a_body_that_is_not_a_complete_response_is_transient_with_unknown_outcome(body: bytes) -> None:
+    # Whatever sent it (a CDN page, a cut connection, a hostile proxy), the functions may have run.
+    with pytest.raises(TransientError, match="incomplete response") as info:
         parse_response(body)
+    assert info.value.outcome_unknown
+
+
+def test_the_complete_reference_body_parses() -> None:
+    parsed = parse_response(COMPLETE)
+    assert [r.controlid for r in parsed.results] == ["f1"]
