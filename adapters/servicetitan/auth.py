@@ -12,12 +12,15 @@ import aiohttp
 
 from adapters.errors import ConnectionFailure, TransientError
 from adapters.servicetitan.models import ServiceTitanCredentials
+from adapters.transport import BodyTooLarge, is_redirect, read_capped, redirect_host
 
 __all__ = ["Observer", "TokenManager"]
 
 Observer = Callable[[str, float], None]
 
 _DEFAULT_LIFETIME = 900.0
+# A token answer is a few hundred bytes; more is not a token answer.
+MAX_TOKEN_BYTES = 64 * 1024
 _OAUTH_ERROR_RE = re.compile(r"^[a-z_]{1,40}$")
 
 
@@ -96,10 +99,19 @@ class TokenManager:
         self.fetches += 1
         try:
             async with self._session.post(
-                credentials.auth_url, data=form, headers={"Accept": "application/json"}, timeout=self._timeout
+                credentials.auth_url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=self._timeout,
+                # A 307/308 would re-post client_secret to whatever host it names.
+                allow_redirects=False,
             ) as resp:
                 status = resp.status
-                body = await resp.read()
+                location = redirect_host(resp.headers) if is_redirect(status) else ""
+                body = b"" if location else await read_capped(resp, MAX_TOKEN_BYTES)
+        except BodyTooLarge as exc:
+            self._observe("transient_error", started)
+            raise TransientError(f"ServiceTitan's token answer was refused: {exc}") from None
         except TimeoutError:
             self._observe("transient_error", started)
             raise TransientError("ServiceTitan's token endpoint did not answer in time") from None
@@ -110,6 +122,13 @@ class TokenManager:
             self._observe("connection_error", started)
             raise TransientError(f"ServiceTitan's token endpoint is unreachable ({type(exc).__name__})") from None
 
+        if location:
+            self._observe("connection_error", started)
+            raise ConnectionFailure(
+                f"ServiceTitan's token endpoint answered HTTP {status}, a redirect to {location}; redirects are"
+                " not followed: check servicetitan.auth_url",
+                status=status,
+            )
         if status in (400, 401):
             self._observe("connection_error", started)
             raise ConnectionFailure(

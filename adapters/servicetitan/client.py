@@ -27,17 +27,20 @@ from adapters.servicetitan.models import (
     ExportPage,
     Job,
     Project,
+    RejectedRow,
     ServiceTitanCredentials,
     format_time,
 )
 from adapters.servicetitan.wire import (
     body_field,
     decode_json,
+    log,
     outcome_for_status,
     parse_rows,
     problem_text,
     problem_title,
 )
+from adapters.transport import BodyTooLarge, is_redirect, read_capped, redirect_host
 
 __all__ = ["ServiceTitanClient"]
 
@@ -48,6 +51,10 @@ MAX_PAGE_SIZE = 5000
 # A Retry-After longer than this is handed to the caller (TransientError.retry_after) instead of
 # holding a worker asleep inside one call.
 MAX_INLINE_RETRY_AFTER = 60.0
+# The largest page read: 5,000 rows of a list are a few MB; more is not ServiceTitan.
+MAX_PAGE_BYTES = 32 * 1024 * 1024
+# List paging stops this many pages beyond the total announced on the first page.
+_LIST_MARGIN_PAGES = 2
 
 
 class ServiceTitanClient:
@@ -75,6 +82,8 @@ class ServiceTitanClient:
         customer_cache_size: int = 50_000,
         customer_cache_ttl: float = 3600.0,
         rng: random.Random | None = None,
+        max_page_bytes: int = MAX_PAGE_BYTES,
+        retry_after_max: float = 600.0,
     ) -> None:
         self._session = session
         self._credentials = credentials
@@ -84,6 +93,9 @@ class ServiceTitanClient:
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._rng = rng or random.Random()
+        self._max_page_bytes = max_page_bytes
+        # A Retry-After is clamped to this (the daemon's sync.backoff_max): no upstream parks us longer.
+        self.retry_after_max = retry_after_max
         self._tokens = TokenManager(session, credentials, request_timeout=request_timeout, observer=observer)
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._bucket = TokenBucket(max_requests_per_second)
@@ -145,11 +157,13 @@ class ServiceTitanClient:
             data = body_field(body, "data", list, f"export/{feed}")
             has_more = body_field(body, "hasMore", bool, f"export/{feed}")
             continue_from = body_field(body, "continueFrom", str, f"export/{feed}")
-            rows, refused = parse_rows(data, parse)
-            yield ExportPage(rows=rows, continue_from=continue_from, has_more=has_more, refused=refused)
-            # An empty page that does not move on would loop for ever: treat it as the end.
+            rows, rejected = parse_rows(data, parse, feed)
+            yield ExportPage(rows=rows, continue_from=continue_from, has_more=has_more, rejected=rejected)
             if not has_more or (not data and continue_from == position):
-                return
+                return  # an empty page that does not move on is the end
+            if continue_from == position:
+                # Rows, "more", and the same token again: following it would read this page for ever.
+                raise TransientError(f"ServiceTitan's export/{feed} makes no progress (continueFrom did not move)")
             position = continue_from
 
     # ----------------------------------------------------------------- jobs and projects
@@ -199,18 +213,33 @@ class ServiceTitanClient:
         page_size: int,
     ) -> AsyncIterator[list[T]]:
         # Sorting by id keeps page boundaries stable while records change between pages.
-        params = {"pageSize": str(max(1, min(MAX_PAGE_SIZE, page_size))), "sort": "+Id"}
+        size = max(1, min(MAX_PAGE_SIZE, page_size))
+        params = {"pageSize": str(size), "sort": "+Id", "includeTotal": "true"}
         if modified_on_or_after is not None:
             params["modifiedOnOrAfter"] = format_time(modified_on_or_after)
         if created_on_or_after is not None:
             params["createdOnOrAfter"] = format_time(created_on_or_after)
         page = 1
+        received = 0
+        limit: int | None = None
         while True:
             body = await self._get("jpm", resource, {**params, "page": str(page)})
             data = body_field(body, "data", list, resource)
-            rows, _ = parse_rows(data, parse)
+            has_more = body_field(body, "hasMore", bool, resource)
+            if page == 1:
+                total = body.get("totalCount")
+                if isinstance(total, int) and not isinstance(total, bool) and total >= 0:
+                    # Records created while paging may add a little; an upstream that never ends may not.
+                    limit = total + _LIST_MARGIN_PAGES * size
+            rows, rejected = parse_rows(data, parse, resource)
+            self._log_rejected(rejected)
             yield rows
-            if not body_field(body, "hasMore", bool, resource) or not data:
+            if not has_more:
+                return
+            if not data:
+                raise TransientError(f"ServiceTitan's {resource} page {page} is empty yet announces more")
+            received += len(data)
+            if limit is not None and received >= limit:
                 return
             page += 1
 
@@ -228,9 +257,16 @@ class ServiceTitanClient:
             chunk = unique[chunk_start : chunk_start + IDS_PER_CALL]
             params = {"ids": ",".join(str(i) for i in chunk), "page": "1", "pageSize": str(IDS_PER_CALL)}
             body = await self._get(module, resource, {**params, **(extra or {})})
-            rows, _ = parse_rows(body_field(body, "data", list, resource), parse)
+            rows, rejected = parse_rows(body_field(body, "data", list, resource), parse, resource)
+            self._log_rejected(rejected)
             found.extend(rows)
         return found
+
+    @staticmethod
+    def _log_rejected(rejected: Iterable[RejectedRow]) -> None:
+        # Export callers get them in the page; lists and lookups only log what they skip.
+        for row in rejected:
+            log.warning("servicetitan_row_rejected: %s %s: %s", row.feed, row.id, row.reason)
 
     # ----------------------------------------------------------------- customers
 
@@ -305,6 +341,13 @@ class ServiceTitanClient:
                 status, headers, body = await self._send(url, token, what)
                 if 200 <= status < 300:
                     return decode_json(body, what)
+                if is_redirect(status):
+                    # Following it would send the token and the app key to whatever host it names.
+                    raise ConnectionFailure(
+                        f"ServiceTitan answered {what} with HTTP {status}, a redirect to {redirect_host(headers)};"
+                        " redirects are not followed: check servicetitan.api_base_url",
+                        status=status,
+                    )
                 if status == 401:
                     if renewed_after_401:
                         raise ConnectionFailure(
@@ -325,9 +368,9 @@ class ServiceTitanClient:
                         f"ServiceTitan has no such record ({what}: HTTP 404{problem_text(body)})", status=404
                     )
                 if status == 429:
-                    after = parse_retry_after(headers.get("Retry-After"))
+                    after = parse_retry_after(headers.get("Retry-After"), maximum=self.retry_after_max)
                     if after is None:
-                        after = retry_after_from_title(problem_title(body))
+                        after = retry_after_from_title(problem_title(body), maximum=self.retry_after_max)
                     raise TransientError(f"ServiceTitan rate limit ({what}: HTTP 429)", retry_after=after, status=429)
                 if status >= 500 or status == 408:
                     raise TransientError(
@@ -362,9 +405,14 @@ class ServiceTitanClient:
             await self._bucket.acquire()
             started = time.monotonic()
             try:
-                async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
-                    body = await resp.read()
+                async with self._session.get(
+                    url, headers=headers, timeout=self._timeout, allow_redirects=False
+                ) as resp:
                     status, resp_headers = resp.status, resp.headers
+                    body = await read_capped(resp, self._max_page_bytes)
+            except BodyTooLarge as exc:
+                self._observe("transient_error", started)
+                raise TransientError(f"ServiceTitan's answer was refused ({what}): {exc}") from None
             except TimeoutError:
                 self._observe("transient_error", started)
                 raise TransientError(f"ServiceTitan did not answer in time ({what})") from None

@@ -19,10 +19,13 @@ from typing import Any, Generic, TypeVar
 from adapters.errors import PermanentError
 
 __all__ = [
+    "INT64_MAX",
     "Customer",
     "ExportPage",
+    "HugeNumber",
     "Job",
     "Project",
+    "RejectedRow",
     "ServiceTitanCredentials",
     "export_start",
     "format_time",
@@ -30,6 +33,32 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+INT64_MAX = 2**63 - 1  # ServiceTitan ids are int64; the store keeps them in bigint columns
+
+
+class HugeNumber:
+    """A JSON integer too long for any id, kept as a short text instead of a (slow, huge) int."""
+
+    __slots__ = ("digits", "text")
+
+    def __init__(self, literal: str) -> None:
+        self.digits = len(literal.lstrip("-"))
+        self.text = literal[:24] + "…" if len(literal) > 24 else literal
+
+    def __repr__(self) -> str:
+        return f"{self.text} ({self.digits} digits)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row of a ServiceTitan answer that cannot be taken in, and why; the rows around it go on."""
+
+    feed: str  # "jobs", "projects", "customers"
+    id: str | None  # the row's id as text (cut short), when it has something that looks like one
+    reason: str
 
 # YYYY-MM-DD, optional time with optional fraction of any length, optional Z or +hh:mm offset.
 _TIME_RE = re.compile(
@@ -98,7 +127,8 @@ class ServiceTitanCredentials:
 
 def _refuse(kind: str, row: Mapping[str, Any], name: str, why: str) -> PermanentError:
     ident = row.get("id") if isinstance(row, Mapping) else None
-    where = f"{kind} {ident}" if isinstance(ident, int) and not isinstance(ident, bool) else kind
+    known = isinstance(ident, int) and not isinstance(ident, bool) and 1 <= ident <= INT64_MAX
+    where = f"{kind} {ident}" if known else kind
     return PermanentError(f"ServiceTitan {where}: field '{name}' {why}")
 
 
@@ -110,8 +140,20 @@ def _require_id(kind: str, row: Any) -> int:
         raise PermanentError(f"ServiceTitan {kind} row without field 'id'")
     got = _as_int(value)
     if got is None:
-        raise _refuse(kind, {}, "id", f"is not an integer: {value!r}")
+        raise _refuse(kind, {}, "id", f"is not an integer: {_shown(value)}")
+    if not 1 <= got <= INT64_MAX:
+        raise _refuse(kind, {}, "id", f"is outside 1…2^63−1: {_shown(value)}")
     return got
+
+
+def _shown(value: Any) -> str:
+    """A value for a message: short, whatever it is."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+# Digits of the largest int64; a longer literal is never an id (and int() of thousands is slow).
+_MAX_DIGITS = len(str(INT64_MAX))
 
 
 def _as_int(value: Any) -> int | None:
@@ -119,8 +161,10 @@ def _as_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text.lstrip("-")) <= _MAX_DIGITS and re.fullmatch(r"-?\d+", text):
+            return int(text)
     return None
 
 
@@ -130,15 +174,23 @@ def _opt_int(kind: str, row: Mapping[str, Any], name: str) -> int | None:
         return None
     got = _as_int(value)
     if got is None:
-        raise _refuse(kind, row, name, f"is not an integer: {value!r}")
+        raise _refuse(kind, row, name, f"is not an integer: {_shown(value)}")
+    if not -INT64_MAX - 1 <= got <= INT64_MAX:
+        raise _refuse(kind, row, name, f"is outside the 64-bit range: {_shown(value)}")
     return got
 
 
-def _opt_str(row: Mapping[str, Any], name: str) -> str | None:
+def _opt_str(kind: str, row: Mapping[str, Any], name: str) -> str | None:
     value = row.get(name)
     if value is None:
         return None
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, HugeNumber):
+        raise _refuse(kind, row, name, f"is a number of {value.digits} digits")
+    text = value if isinstance(value, str) else str(value)
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL: taken in, the row would fail its whole page for ever.
+        raise _refuse(kind, row, name, "holds a NUL character")
+    return text
 
 
 def _opt_time(kind: str, row: Mapping[str, Any], name: str) -> datetime | None:
@@ -147,7 +199,7 @@ def _opt_time(kind: str, row: Mapping[str, Any], name: str) -> datetime | None:
         return None
     try:
         return parse_time(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise _refuse(kind, row, name, f"is not a timestamp: {str(value)[:40]!r}") from None
 
 
@@ -195,12 +247,12 @@ class Job:
         return cls(
             id=ident,
             # A null number would collide in PROJECTID templates; the id is ST's own default number.
-            job_number=_opt_str(row, "jobNumber") or str(ident),
+            job_number=_opt_str("job", row, "jobNumber") or str(ident),
             project_id=_opt_int("job", row, "projectId"),
             customer_id=_opt_int("job", row, "customerId"),
             location_id=_opt_int("job", row, "locationId"),
             business_unit_id=_opt_int("job", row, "businessUnitId"),
-            job_status=_opt_str(row, "jobStatus"),
+            job_status=_opt_str("job", row, "jobStatus"),
             created_on=created,
             modified_on=modified,
             active=_active(row),
@@ -233,14 +285,16 @@ class Project:
         for value in raw_jobs:
             got = _as_int(value)
             if got is None:
-                raise _refuse("project", row, "jobIds", f"holds a non-integer: {value!r}")
+                raise _refuse("project", row, "jobIds", f"holds a non-integer: {_shown(value)}")
+            if not -INT64_MAX - 1 <= got <= INT64_MAX:
+                raise _refuse("project", row, "jobIds", f"holds an id outside the 64-bit range: {_shown(value)}")
             job_ids.append(got)
         return cls(
             id=ident,
-            number=_opt_str(row, "number") or str(ident),
-            name=_opt_str(row, "name"),
+            number=_opt_str("project", row, "number") or str(ident),
+            name=_opt_str("project", row, "name"),
             customer_id=_opt_int("project", row, "customerId"),
-            status=_opt_str(row, "status"),
+            status=_opt_str("project", row, "status"),
             created_on=created,
             modified_on=modified,
             job_ids=tuple(job_ids),
@@ -260,7 +314,7 @@ class Customer:
     def from_json(cls, row: Mapping[str, Any]) -> Customer:
         """Build from a customer row of a get or list answer."""
         ident = _require_id("customer", row)
-        return cls(id=ident, name=_opt_str(row, "name") or "", active=_active(row))
+        return cls(id=ident, name=_opt_str("customer", row, "name") or "", active=_active(row))
 
 
 @dataclass(frozen=True)
@@ -270,5 +324,5 @@ class ExportPage(Generic[T]):
     rows: list[T]
     continue_from: str
     has_more: bool
-    # Rows that could not be parsed (e.g. without an id), skipped so that the feed moves on.
-    refused: tuple[PermanentError, ...] = ()
+    # Rows that could not be taken in (no id, an id out of range…), skipped so that the feed moves on.
+    rejected: tuple[RejectedRow, ...] = ()

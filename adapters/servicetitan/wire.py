@@ -8,8 +8,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from adapters.errors import PermanentError, TransientError
+from adapters.servicetitan.models import INT64_MAX, HugeNumber, RejectedRow
 
-__all__ = ["body_field", "decode_json", "outcome_for_status", "parse_rows", "problem_text", "problem_title"]
+__all__ = [
+    "body_field",
+    "decode_json",
+    "outcome_for_status",
+    "parse_rows",
+    "problem_text",
+    "problem_title",
+    "rejected_row",
+]
 
 log = logging.getLogger("adapters.servicetitan")
 
@@ -31,10 +40,21 @@ def outcome_for_status(status: int) -> str:
     return "permanent_error"
 
 
+_MAX_DIGITS = len(str(INT64_MAX))
+
+
+def _parse_int(literal: str) -> int | HugeNumber:
+    # Python refuses to convert integers of more than 4,300 digits (and is slow well below): one such
+    # number would make the whole page "not JSON", for ever. It stays text and its row is rejected.
+    if len(literal.lstrip("-")) > _MAX_DIGITS:
+        return HugeNumber(literal)
+    return int(literal)
+
+
 def decode_json(body: bytes, what: str) -> Any:
-    """A success body as JSON (TransientError when it is not JSON)."""
+    """A success body as JSON (TransientError when it is not JSON); huge integers become HugeNumber."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_int=_parse_int)
     except ValueError:
         # A cut or non-JSON success body is what a proxy or a dropped connection leaves: retry it.
         raise TransientError(f"ServiceTitan answered {what} with a body that is not JSON") from None
@@ -48,18 +68,31 @@ def body_field(body: Any, name: str, kind: type[T], where: str) -> T:
     return value
 
 
-def parse_rows(data: list[Any], parse: Callable[[Mapping[str, Any]], T]) -> tuple[list[T], tuple[PermanentError, ...]]:
-    """Parse each row; rows that cannot be parsed are logged and returned apart."""
+def rejected_row(feed: str, raw: Any, reason: str) -> RejectedRow:
+    """A RejectedRow for ``raw``, its id shown as text when it has one."""
+    ident = raw.get("id") if isinstance(raw, dict) else None
+    shown = None if ident is None or isinstance(ident, dict | list) else str(ident)
+    if shown is not None and len(shown) > 40:
+        shown = shown[:40] + "…"
+    return RejectedRow(feed=feed, id=shown, reason=reason[:300])
+
+
+def parse_rows(
+    data: list[Any], parse: Callable[[Mapping[str, Any]], T], feed: str
+) -> tuple[list[T], tuple[RejectedRow, ...]]:
+    """Parse each row; the rows that cannot be taken in come back apart, each with its reason."""
     rows: list[T] = []
-    refused: list[PermanentError] = []
+    rejected: list[RejectedRow] = []
     for raw in data:
         try:
             rows.append(parse(raw))
         except PermanentError as exc:
-            # One malformed row must not stall a whole feed; the caller sees it in `refused`.
-            log.warning("servicetitan_row_refused: %s", exc.message)
-            refused.append(exc)
-    return rows, tuple(refused)
+            # One malformed row must not stall a whole feed: the caller logs, counts and lists it.
+            rejected.append(rejected_row(feed, raw, exc.message))
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            # Whatever a parser did not foresee is still about this row only.
+            rejected.append(rejected_row(feed, raw, f"{type(exc).__name__}: {str(exc)[:200]}"))
+    return rows, tuple(rejected)
 
 
 def _problem(body: bytes) -> dict[str, Any]:

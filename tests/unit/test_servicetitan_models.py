@@ -22,6 +22,7 @@ from adapters.servicetitan import (
     format_time,
     parse_time,
 )
+from adapters.servicetitan.models import RejectedRow
 from adapters.servicetitan.wire import parse_rows
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "servicetitan"
@@ -168,12 +169,14 @@ def test_job_refuses_what_it_cannot_use_and_names_the_field(row: dict[str, Any],
 
 
 def test_rows_that_cannot_be_parsed_are_set_apart() -> None:
-    rows, refused = parse_rows([JOB, {"jobNumber": "x"}, {**JOB, "id": 124, "createdOn": "string"}], Job.from_json)
+    rows, rejected = parse_rows(
+        [JOB, {"jobNumber": "x"}, {**JOB, "id": 124, "createdOn": "string"}], Job.from_json, "jobs"
+    )
     assert [j.id for j in rows] == [123]
-    assert [str(e) for e in refused] == [
-        "ServiceTitan job row without field 'id'",
-        "ServiceTitan job 124: field 'createdOn' is not a timestamp: 'string'",
-    ]
+    assert rejected == (
+        RejectedRow("jobs", None, "ServiceTitan job row without field 'id'"),
+        RejectedRow("jobs", "124", "ServiceTitan job 124: field 'createdOn' is not a timestamp: 'string'"),
+    )
 
 
 def test_active_as_text() -> None:
@@ -229,14 +232,15 @@ def test_customer_from_json() -> None:
 #
 # The OpenAPI examples use placeholders: 0 for numbers and "string" for every string, timestamps
 # included. Decision: a timestamp that is not a time is refused with a PermanentError naming the
-# field (a guessed time would corrupt the modifiedOn ordering of upserts); the tests check that
-# refusal, then substitute real times and check that every other placeholder is accepted.
+# field (a guessed time would corrupt the modifiedOn ordering of upserts), and so is the id 0 (ids
+# are 1…2^63−1); the tests check those refusals, then substitute real times and an id and check
+# that every other placeholder is accepted.
 
 _TIMES = {"createdOn": "2021-07-19T20:35:38.2876004Z", "modifiedOn": "2021-07-19T20:35:38.2876004Z"}
 
 
 def _with_times(row: dict[str, Any]) -> dict[str, Any]:
-    return {**copy.deepcopy(row), **_TIMES}
+    return {**copy.deepcopy(row), **_TIMES, "id": 1}
 
 
 @pytest.mark.parametrize(
@@ -255,10 +259,12 @@ def test_models_accept_the_jpm_spec_examples(path: str, model: Any, envelope: st
     rows = [example] if envelope is None else example["data"]
     assert rows
     for row in rows:
+        with pytest.raises(PermanentError, match="'id' is outside"):
+            model.from_json(row)  # "id": 0
         with pytest.raises(PermanentError, match="'createdOn'"):
-            model.from_json(row)  # "createdOn": "string"
+            model.from_json({**row, "id": 1})  # "createdOn": "string"
         parsed = model.from_json(_with_times(row))
-        assert parsed.id == 0
+        assert parsed.id == 1
         assert parsed.created_on == datetime(2021, 7, 19, 20, 35, 38, 287600, tzinfo=UTC)
     if envelope == "export":
         assert isinstance(example["continueFrom"], str) and isinstance(example["hasMore"], bool)
@@ -274,4 +280,6 @@ def test_customer_model_accepts_the_crm_spec_examples() -> None:
     single = _example("crm-v2.json", "/tenant/{tenant}/customers/{id}")
     listed = _example("crm-v2.json", "/tenant/{tenant}/customers")["data"]
     for row in [single, *listed]:
-        assert Customer.from_json(row) == Customer(0, "string", True)
+        with pytest.raises(PermanentError, match="'id' is outside"):
+            Customer.from_json(row)
+        assert Customer.from_json({**row, "id": 1}) == Customer(1, "string", True)
