@@ -291,7 +291,7 @@ def _required_text(parent: ET.Element, tag: str, where: str) -> str:
 
 def _parse_result(element: ET.Element) -> tuple[FunctionResult, str | None, str | None]:
     status = _required_text(element, "status", "result").lower()
-    function = _text(element, "function") or ""
+    function = _required_text(element, "function", "result")
     # Results are matched to records by controlid: a result without one cannot be placed.
     controlid = _required_text(element, "controlid", "result")
     projects: list[IntacctProject] = []
@@ -367,6 +367,9 @@ def parse_response(body: bytes) -> ParsedResponse:
             results.append(result)
             if sid and session_id is None:
                 session_id, endpoint = sid, url or None
+        if not results and (_text(authentication, "status") or "").strip().lower() == "success":
+            # Every request carries at least one function, and each function gets a result.
+            raise IncompleteResponse("<operation> without <result>")
     return ParsedResponse(
         control_status=control_status,
         control_id=_text(control, "controlid"),

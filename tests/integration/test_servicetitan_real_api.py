@@ -158,7 +158,6 @@ HOSTILE = [
     ('{"id": 8, "customerId": ' + "1" * 5000 + ', "createdOn": "2026-01-01T00:00:00Z"}', "'customerId'"),
     ('{"id": 9, "projectId": 99999999999999999999, "createdOn": "2026-01-01T00:00:00Z"}', "'projectId'"),
     ('{"id": 10, "jobNumber": ' + "7" * 5000 + ', "createdOn": "2026-01-01T00:00:00Z"}', "'jobNumber'"),
-    ('{"id": 11, "jobNumber": "a\\u0000b", "createdOn": "2026-01-01T00:00:00Z"}', "NUL"),
     ('{"id": 12, "jobNumber": "x"}', "'createdOn' is missing"),
     ('{"id": 13, "createdOn": "0001-01-01T00:00:00+05:00"}', "'createdOn' is not a timestamp"),
     ('{"id": "13x", "createdOn": "2026-01-01T00:00:00Z"}', "'id' is not an integer"),
