@@ -56,7 +56,6 @@ TRANSIENT_MARKERS: tuple[str, ...] = (
 ALREADY_EXISTS_ERRORNO = "BL34000061"
 ALREADY_EXISTS_MARKER = "already exists"
 NOT_EXISTING_MARKER = "cannot update non-existing"
-INVALID_SESSION_MARKER = "invalid session"
 XML_PARSE_ERRORNO = "XL03000003"
 
 
@@ -226,11 +225,6 @@ def is_transient(errors: Sequence[ErrorDetail]) -> bool:
     return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
-def is_invalid_session(errors: Sequence[ErrorDetail]) -> bool:
-    """True when an authentication failure names the session (expired or unknown)."""
-    return INVALID_SESSION_MARKER in error_text(errors)
-
-
 def classify_result(function: str, status: str, errors: Sequence[ErrorDetail]) -> Outcome:
     """The meaning of one function result, per DESIGN §11.2."""
     status = status.strip().lower()
@@ -393,7 +387,6 @@ __all__ = [
     "check_xml_text",
     "classify_result",
     "function_name",
-    "is_invalid_session",
     "is_transient",
     "parse_response",
     "parse_timestamp",

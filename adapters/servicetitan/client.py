@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,9 +18,10 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from adapters.errors import ConnectionFailure, NotFoundError, PermanentError, TransientError
+from adapters.errors import ConnectionFailure, NotFoundError, TransientError
 from adapters.servicetitan.auth import Observer, TokenManager
-from adapters.servicetitan.limits import TokenBucket, full_jitter, parse_retry_after, retry_after_from_title
+from adapters.servicetitan.customers import CustomerCache
+from adapters.servicetitan.limits import TokenBucket, full_jitter
 from adapters.servicetitan.models import (
     Customer,
     ExportPage,
@@ -34,13 +34,12 @@ from adapters.servicetitan.models import (
 from adapters.servicetitan.wire import (
     body_field,
     decode_json,
+    error_for_status,
     log,
     outcome_for_status,
     parse_rows,
-    problem_text,
-    problem_title,
 )
-from adapters.transport import BodyTooLarge, is_redirect, read_capped, redirect_host
+from adapters.transport import BodyTooLarge, read_capped
 
 __all__ = ["ServiceTitanClient"]
 
@@ -99,9 +98,7 @@ class ServiceTitanClient:
         self._tokens = TokenManager(session, credentials, request_timeout=request_timeout, observer=observer)
         self._semaphore = asyncio.Semaphore(max_concurrent)
         self._bucket = TokenBucket(max_requests_per_second)
-        self._customers: OrderedDict[int, tuple[float, Customer]] = OrderedDict()
-        self._customer_cache_size = customer_cache_size
-        self._customer_cache_ttl = customer_cache_ttl
+        self._customers = CustomerCache(customer_cache_size, customer_cache_ttl)
 
     # ----------------------------------------------------------------- connection
 
@@ -276,7 +273,7 @@ class ServiceTitanClient:
         result: dict[int, Customer] = {}
         missing: list[int] = []
         for cid in wanted:
-            cached = self._cached_customer(cid)
+            cached = self._customers.get(cid)
             if cached is None:
                 missing.append(cid)
             else:
@@ -285,35 +282,18 @@ class ServiceTitanClient:
             # The customers list returns active customers only unless asked for `Any`.
             fetched = await self._by_ids("crm", "customers", missing, Customer.from_json, {"active": "Any"})
             for customer in fetched:
-                self._cache_customer(customer)
+                self._customers.put(customer)
                 result[customer.id] = customer
         return result
 
     async def get_customer(self, customer_id: int) -> Customer:
         """One customer by id, cached (NotFoundError when ServiceTitan does not know it)."""
-        cached = self._cached_customer(int(customer_id))
+        cached = self._customers.get(int(customer_id))
         if cached is not None:
             return cached
         customer = Customer.from_json(await self._get("crm", f"customers/{int(customer_id)}"))
-        self._cache_customer(customer)
+        self._customers.put(customer)
         return customer
-
-    def _cached_customer(self, cid: int) -> Customer | None:
-        entry = self._customers.get(cid)
-        if entry is None:
-            return None
-        stored_at, customer = entry
-        if time.monotonic() - stored_at > self._customer_cache_ttl:
-            del self._customers[cid]
-            return None
-        self._customers.move_to_end(cid)
-        return customer
-
-    def _cache_customer(self, customer: Customer) -> None:
-        self._customers[customer.id] = (time.monotonic(), customer)
-        self._customers.move_to_end(customer.id)
-        while len(self._customers) > self._customer_cache_size:
-            self._customers.popitem(last=False)
 
     # ----------------------------------------------------------------- HTTP
 
@@ -341,45 +321,10 @@ class ServiceTitanClient:
                 status, headers, body = await self._send(url, token, what)
                 if 200 <= status < 300:
                     return decode_json(body, what)
-                if is_redirect(status):
-                    # Following it would send the token and the app key to whatever host it names.
-                    raise ConnectionFailure(
-                        f"ServiceTitan answered {what} with HTTP {status}, a redirect to {redirect_host(headers)};"
-                        " redirects are not followed: check servicetitan.api_base_url",
-                        status=status,
-                    )
-                if status == 401:
-                    if renewed_after_401:
-                        raise ConnectionFailure(
-                            f"ServiceTitan refused a freshly renewed access token ({what}: HTTP 401"
-                            f"{problem_text(body)}); check the app key",
-                            status=401,
-                        )
+                if status == 401 and not renewed_after_401:
                     renewed_after_401, stale, renew = True, token, True
                     continue
-                if status == 403:
-                    raise ConnectionFailure(
-                        f"ServiceTitan denied access ({what}: HTTP 403{problem_text(body)}); is the app "
-                        f"connected to tenant {self.tenant_id} with the read scopes?",
-                        status=403,
-                    )
-                if status == 404:
-                    raise NotFoundError(
-                        f"ServiceTitan has no such record ({what}: HTTP 404{problem_text(body)})", status=404
-                    )
-                if status == 429:
-                    after = parse_retry_after(headers.get("Retry-After"), maximum=self.retry_after_max)
-                    if after is None:
-                        after = retry_after_from_title(problem_title(body), maximum=self.retry_after_max)
-                    raise TransientError(f"ServiceTitan rate limit ({what}: HTTP 429)", retry_after=after, status=429)
-                if status >= 500 or status == 408:
-                    raise TransientError(
-                        f"ServiceTitan failed ({what}: HTTP {status}{problem_text(body)})", status=status
-                    )
-                raise PermanentError(
-                    f"ServiceTitan refused the request ({what}: HTTP {status}{problem_text(body)})",
-                    status=status,
-                )
+                raise error_for_status(status, headers, body, what, self.tenant_id, self.retry_after_max)
             except TransientError as exc:
                 failures += 1
                 wait = exc.retry_after

@@ -7,12 +7,15 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from adapters.errors import PermanentError, TransientError
+from adapters.errors import AdapterError, ConnectionFailure, NotFoundError, PermanentError, TransientError
+from adapters.servicetitan.limits import parse_retry_after, retry_after_from_title
 from adapters.servicetitan.models import INT64_MAX, HugeNumber, RejectedRow
+from adapters.transport import is_redirect, redirect_host
 
 __all__ = [
     "body_field",
     "decode_json",
+    "error_for_status",
     "outcome_for_status",
     "parse_rows",
     "problem_text",
@@ -49,6 +52,43 @@ def _parse_int(literal: str) -> int | HugeNumber:
     if len(literal.lstrip("-")) > _MAX_DIGITS:
         return HugeNumber(literal)
     return int(literal)
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], body: bytes, what: str, tenant_id: int, retry_after_max: float
+) -> AdapterError:
+    """The error class of a non-2xx API answer (a 401 here is one that a fresh token did not cure)."""
+    if is_redirect(status):
+        # Following it would send the token and the app key to whatever host it names.
+        return ConnectionFailure(
+            f"ServiceTitan answered {what} with HTTP {status}, a redirect to {redirect_host(headers)};"
+            " redirects are not followed: check servicetitan.api_base_url",
+            status=status,
+        )
+    if status == 401:
+        return ConnectionFailure(
+            f"ServiceTitan refused a freshly renewed access token ({what}: HTTP 401{problem_text(body)});"
+            " check the app key",
+            status=401,
+        )
+    if status == 403:
+        return ConnectionFailure(
+            f"ServiceTitan denied access ({what}: HTTP 403{problem_text(body)}); is the app "
+            f"connected to tenant {tenant_id} with the read scopes?",
+            status=403,
+        )
+    if status == 404:
+        return NotFoundError(f"ServiceTitan has no such record ({what}: HTTP 404{problem_text(body)})", status=404)
+    if status == 429:
+        after = parse_retry_after(headers.get("Retry-After"), maximum=retry_after_max)
+        if after is None:
+            after = retry_after_from_title(problem_title(body), maximum=retry_after_max)
+        return TransientError(f"ServiceTitan rate limit ({what}: HTTP 429)", retry_after=after, status=429)
+    if status >= 500 or status == 408:
+        return TransientError(f"ServiceTitan failed ({what}: HTTP {status}{problem_text(body)})", status=status)
+    return PermanentError(
+        f"ServiceTitan refused the request ({what}: HTTP {status}{problem_text(body)})", status=status
+    )
 
 
 def decode_json(body: bytes, what: str) -> Any:

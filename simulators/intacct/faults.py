@@ -6,8 +6,22 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
-RATES = ("error_rate", "timeout_rate", "lost_answer_rate", "rate_limit_rate", "http_401_rate")
+RATES = (
+    "error_rate",
+    "timeout_rate",
+    "lost_answer_rate",
+    "rate_limit_rate",
+    "http_401_rate",
+    "html_200_rate",
+    "cut_off_rate",
+    "dl02000001_rate",
+    "redirect_rate",
+    "oversize_rate",
+)
 CONCURRENCY_LEVELS = ("control", "function")
+# How the gateway says that a session is dead: the real one has several wordings.
+SESSION_DEATHS = ("invalid_session", "sign_in_incorrect", "empty_userid", "http_401")
+FLAGS = ("announce_session_timeout",)
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,16 @@ class Faults:
     session_ttl: float = 3600.0  # sliding session lifetime
     session_max_age: float | None = None  # absolute session lifetime (forced expiry)
     http_401_rate: float = 0.0  # HTTP 401 XMLGW_JPP0002
+    # What stands in front of the real gateway, and what it answers that the SDKs had to learn:
+    html_200_rate: float = 0.0  # HTTP 200 with an HTML maintenance page; nothing applied
+    cut_off_rate: float = 0.0  # apply the functions, then a 200 body cut off mid-document
+    dl02000001_rate: float = 0.0  # per function: DL02000001 "There was an error processing the request."
+    redirect_rate: float = 0.0  # HTTP 307 to redirect_location before anything is read
+    redirect_location: str = "https://maintenance.invalid/ia/xml/xmlgw.phtml"
+    oversize_rate: float = 0.0  # apply the functions, then a 200 body of oversize_bytes
+    oversize_bytes: int = 64 * 1024 * 1024 + 1024
+    session_death: str = "invalid_session"  # the wording of a refused session: one of SESSION_DEATHS
+    announce_session_timeout: bool = True  # false: no <sessiontimeout> in any answer
 
     def changed(self, changes: Mapping[str, object]) -> Faults:
         """A copy with ``changes`` applied; raises ValueError naming the first bad key."""
@@ -53,6 +77,22 @@ def _number(key: str, value: object) -> float:
 
 
 def _coerce(key: str, value: object) -> object:
+    if key in FLAGS:
+        if not isinstance(value, bool):
+            raise ValueError(f"fault {key!r} must be true or false")
+        return value
+    if key == "session_death":
+        if value not in SESSION_DEATHS:
+            raise ValueError(f"fault {key!r} must be one of {', '.join(SESSION_DEATHS)}")
+        return value
+    if key == "redirect_location":
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"fault {key!r} must be a URL")
+        return value
+    if key == "oversize_bytes":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"fault {key!r} must be a positive integer")
+        return value
     if key == "concurrency_error_level":
         if value not in CONCURRENCY_LEVELS:
             raise ValueError(f"fault {key!r} must be one of {', '.join(CONCURRENCY_LEVELS)}")

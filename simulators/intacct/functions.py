@@ -33,6 +33,8 @@ class Context:
 
 Handler = Callable[[Context, Call], Result]
 
+PROCESSING_ERROR = SimError("DL02000001", description2="There was an error processing the request.")
+
 
 def _failure(call: Call, *errors: SimError) -> Result:
     return Result("failure", call.name, call.controlid, errors=list(errors))
@@ -147,7 +149,8 @@ def get_api_session(ctx: Context, call: Call) -> Result:
         login = request.login
         session = state.open_session(login.userid, login.companyid, location or login.locationid)
         ctx.auth.sessiontimestamp = format_timestamp(session.created)
-    ctx.auth.sessiontimeout = state.session_timeout(session)
+    if state.faults.announce_session_timeout:
+        ctx.auth.sessiontimeout = state.session_timeout(session)
     return _success(call, xmlio.api_data(session.session_id, ctx.endpoint, session.locationid))
 
 
@@ -172,7 +175,12 @@ def run(ctx: Context) -> list[Result]:
     stats = ctx.state.stats
     for call in ctx.request.calls:
         stats.functions[call.name] += 1
-        result = HANDLERS.get(call.name, _unsupported)(ctx, call)
+        if call.name != "getAPISession" and ctx.state.chance(ctx.state.faults.dl02000001_rate):
+            # Intacct's own hiccup on one function: nothing of it applied, the next try works.
+            stats.faults["dl02000001"] += 1
+            result = _failure(call, PROCESSING_ERROR)
+        else:
+            result = HANDLERS.get(call.name, _unsupported)(ctx, call)
         if result.status != "success":
             stats.refused_functions += 1
         results.append(result)

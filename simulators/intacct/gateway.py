@@ -6,7 +6,10 @@
    seconds, then fails with "too many operations" (control level, or per function);
 4. latency, then authentication (login or session, operation level);
 5. the functions, each on its own; a timeout hangs and then applies or not at random; a lost
-   answer applies and then answers 502.
+   answer applies and then answers 502; a cut-off answer applies and then sends half a document
+   with HTTP 200; an oversized answer applies and then sends ``oversize_bytes`` of it.
+
+Before 1., what stands in front of the real gateway: a redirect, or a 200 HTML maintenance page.
 """
 
 from __future__ import annotations
@@ -34,6 +37,16 @@ TOO_MANY_OPERATIONS = SimError(
 BAD_SENDER = SimError("XL03000006", description2="Incorrect Intacct XML Partner ID or password.")
 BAD_LOGIN = SimError("XL03000006", description2="Sign-in information is incorrect")
 INVALID_SESSION = SimError("XL03000006", description2="Invalid session")
+# The other words a dead session comes with (see the session_death fault).
+SESSION_DEATH_ERRORS = {
+    "invalid_session": (INVALID_SESSION, False),
+    "sign_in_incorrect": (BAD_LOGIN, True),  # the user's ids filled in, as for a wrong password
+    "empty_userid": (SimError("XL03000006"), False),  # no words at all, empty userid and companyid
+}
+MAINTENANCE_PAGE = (
+    "<!DOCTYPE html><html><head><title>Sage Intacct - Scheduled Maintenance</title></head><body>"
+    "<h1>We'll be back soon</h1><p>Sage Intacct is undergoing scheduled maintenance.</p></body></html>"
+)
 
 
 def _xml(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -55,12 +68,22 @@ async def handle(request: web.Request) -> web.StreamResponse:
         state.leave()
 
 
+def _http_401() -> web.Response:
+    body = xmlio.gateway_failure("XMLGW_JPP0002", "Sign-in information is incorrect. Please check your request.")
+    return _xml(body, status=401)
+
+
 def _gateway_fault(state: SimState) -> web.Response | None:
     faults = state.faults
+    if state.chance(faults.redirect_rate):
+        state.stats.faults["redirect"] += 1
+        return web.Response(status=307, headers={"Location": faults.redirect_location})
+    if state.chance(faults.html_200_rate):
+        state.stats.faults["html_200"] += 1
+        return web.Response(status=200, text=MAINTENANCE_PAGE, content_type="text/html")
     if state.chance(faults.http_401_rate):
         state.stats.faults["http_401"] += 1
-        body = xmlio.gateway_failure("XMLGW_JPP0002", "Sign-in information is incorrect. Please check your request.")
-        return _xml(body, status=401)
+        return _http_401()
     if state.chance(faults.rate_limit_rate):
         state.stats.faults["rate_limit"] += 1
         body = xmlio.gateway_failure("GW-0010", "Your API client has hit its assigned rate limit. Slow down and retry.")
@@ -103,23 +126,34 @@ async def _serve(request: web.Request, state: SimState) -> web.StreamResponse:
             await state.limiter.release()
 
 
-def _authenticate(state: SimState, parsed: Request) -> AuthInfo | bytes:
+def _dead_session(state: SimState, parsed: Request) -> web.Response:
+    state.stats.auth_failures += 1
+    wording = state.faults.session_death
+    if wording == "http_401":
+        return _http_401()
+    error, with_ids = SESSION_DEATH_ERRORS[wording]
+    login = parsed.login
+    userid = login.userid if login and with_ids else ("user" if with_ids else "")
+    companyid = login.companyid if login and with_ids else ("company" if with_ids else "")
+    return _xml(xmlio.auth_failure(parsed, [error], userid, companyid))
+
+
+def _authenticate(state: SimState, parsed: Request) -> AuthInfo | web.Response:
     if parsed.login is None:
         session = state.use_session(parsed.session_id or "")
         if session is None:
-            state.stats.auth_failures += 1
-            return xmlio.auth_failure(parsed, [INVALID_SESSION], "", "")
+            return _dead_session(state, parsed)
         return AuthInfo(
             session.userid,
             session.companyid,
             session.locationid,
             format_timestamp(session.created),
-            state.session_timeout(session),
+            state.session_timeout(session) if state.faults.announce_session_timeout else None,
         )
     login = parsed.login
     if not state.credentials.user_ok(login.companyid, login.userid, login.password):
         state.stats.auth_failures += 1
-        return xmlio.auth_failure(parsed, [BAD_LOGIN], login.userid, login.companyid)
+        return _xml(xmlio.auth_failure(parsed, [BAD_LOGIN], login.userid, login.companyid))
     # Login auth announces no sliding timeout unless a session is opened (getAPISession).
     return AuthInfo(login.userid, login.companyid, login.locationid, format_timestamp(time.time()), None)
 
@@ -129,8 +163,8 @@ async def _operate(request: web.Request, state: SimState, parsed: Request, got_s
     if faults.latency > 0:
         await asyncio.sleep(faults.latency)
     auth = _authenticate(state, parsed)
-    if isinstance(auth, bytes):
-        return _xml(auth)
+    if isinstance(auth, web.Response):
+        return auth
     if not got_slot:  # function-level "too many operations": every function fails, none ran
         results = [Result("failure", call.name, call.controlid, errors=[TOO_MANY_OPERATIONS]) for call in parsed.calls]
         return _xml(xmlio.response(parsed, auth, results))
@@ -152,4 +186,31 @@ async def _operate(request: web.Request, state: SimState, parsed: Request, got_s
         return web.Response(
             status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"
         )
+    if state.chance(faults.cut_off_rate):
+        state.stats.faults["cut_off"] += 1
+        body = xmlio.response(parsed, auth, run(context))
+        return _xml(body[: len(body) // 2])
+    if state.chance(faults.oversize_rate):
+        state.stats.faults["oversize"] += 1
+        return await _oversized(request, xmlio.response(parsed, auth, run(context)), faults.oversize_bytes)
     return _xml(xmlio.response(parsed, auth, run(context)))
+
+
+async def _oversized(request: web.Request, body: bytes, size: int) -> web.StreamResponse:
+    """The answer padded to ``size`` bytes, streamed without a length (memory stays flat here too)."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "text/xml; charset=utf-8"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    chunk = b" " * (1024 * 1024)
+    sent = 0
+    try:
+        await response.write(body.replace(b"</response>", b""))
+        sent = len(body)
+        while sent < size:
+            piece = chunk[: min(len(chunk), size - sent)]
+            await response.write(piece)
+            sent += len(piece)
+        await response.write(b"</response>")
+    except (ConnectionResetError, ConnectionError):
+        pass  # the client stopped reading, as it should
+    return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +51,9 @@ def _oauth_error(code: str, status: int = 400) -> web.Response:
 async def token(request: web.Request) -> web.Response:
     """``POST /connect/token``: OAuth2 client credentials, form-encoded."""
     state = request.app[STATE]
+    if _next(state.faults, "token_redirect_next"):
+        state.stats.redirects_injected += 1
+        return web.Response(status=307, headers={"Location": state.faults.redirect_location})
     form = await request.post()
     if form.get("grant_type") != "client_credentials":
         state.stats.token_refusals += 1
@@ -111,6 +115,9 @@ async def _faulty(request: web.Request, handler: Handler, state: SimState) -> we
     if _next(faults, "rate_limit_next") or (faults.rate_limit_rate and rng.random() < faults.rate_limit_rate):
         stats.rate_limited_injected += 1
         return _too_many(faults.retry_after, faults.retry_after_http_date)
+    if _next(faults, "redirect_next"):
+        stats.redirects_injected += 1
+        return web.Response(status=307, headers={"Location": faults.redirect_location})
     if faults.latency:
         await asyncio.sleep(faults.latency)
     if _next(faults, "timeout_next") or (faults.timeout_rate and rng.random() < faults.timeout_rate):
@@ -121,10 +128,34 @@ async def _faulty(request: web.Request, handler: Handler, state: SimState) -> we
     if _next(faults, "error_next") or (faults.error_rate and rng.random() < faults.error_rate):
         stats.errors_injected += 1
         return problem(faults.error_status, "An unexpected error occurred. Try again later.")
+    route = request.match_info.route.name or ""
+    if route.startswith(("api.export.", "api.jobs.list", "api.projects.list")) and _next(faults, "oversize_next"):
+        stats.oversized_injected += 1
+        return await _oversized(request, faults.oversize_bytes)
     try:
         return await handler(request)
     except InputError as exc:
         return problem(400, "One or more validation errors occurred.", errors={exc.field: [exc.message]})
+
+
+async def _oversized(request: web.Request, size: int) -> web.StreamResponse:
+    """A page of ``size`` bytes (valid JSON, padded with spaces), streamed without a length."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    head, tail = b'{"hasMore": false, "continueFrom": "", "data": [', b"]}"
+    chunk = b" " * (1024 * 1024)
+    sent = len(head) + len(tail)
+    try:
+        await response.write(head)
+        while sent < size:
+            piece = chunk[: min(len(chunk), size - sent)]
+            await response.write(piece)
+            sent += len(piece)
+        await response.write(tail)
+    except ConnectionError:
+        pass  # the client stopped reading, as it should
+    return response
 
 
 def _next(faults: Faults, name: str) -> bool:
@@ -174,9 +205,22 @@ def _export(kind: str) -> Handler:
         state.stats.duplicate_rows_sent += duplicates
         if state.faults.page_latency:
             await asyncio.sleep(state.faults.page_latency)
-        return json_response(body)
+        hostile = _tenant(request).hostile_rows[kind]
+        if not hostile:
+            return json_response(body)
+        rows, hostile[:] = list(hostile), []
+        state.stats.hostile_rows_sent += len(rows)
+        return _with_raw_rows(body, rows)
 
     return handler
+
+
+def _with_raw_rows(body: dict[str, Any], raw_rows: list[str]) -> web.Response:
+    """The page with ``raw_rows`` (JSON texts, kept byte for byte) before its own rows."""
+    own = [json.dumps(row, separators=(",", ":")) for row in body["data"]]
+    envelope = json.dumps({**body, "data": []}, separators=(",", ":"))
+    text = envelope.replace('"data":[]', '"data":[' + ",".join([*raw_rows, *own]) + "]", 1)
+    return web.Response(text=text, content_type="application/json")
 
 
 def _list(kind: str) -> Handler:

@@ -27,6 +27,7 @@ def add_routes(app: web.Application) -> None:
         r.add_patch(f"{base}/{kind}/{{id:\\d+}}", _update(kind), name=f"sim.{kind}.update")
         r.add_get(f"{base}/{kind}/{{id:\\d+}}", _show(kind), name=f"sim.{kind}.show")
     r.add_post(f"{base}/bulk", bulk, name="sim.bulk")
+    r.add_post(f"{base}/hostile-rows", hostile_rows, name="sim.hostile_rows")
     r.add_get(f"{base}/summary", summary, name="sim.summary")
     r.add_get("/_sim/tenants", tenants, name="sim.tenants")
     r.add_get("/_sim/faults", get_faults, name="sim.faults.get")
@@ -75,6 +76,34 @@ async def control_errors(request: web.Request, handler: Handler) -> web.StreamRe
         if (request.match_info.route.name or "").startswith("sim."):
             return _error(404, str(exc.args[0]) if exc.args else "not found")
         raise
+
+
+_MAX_RAW_ROW = 1024 * 1024
+
+
+async def hostile_rows(request: web.Request) -> web.Response:
+    """``{"feed": "jobs"|"projects", "rows": ["<raw JSON>", ...]}``: the next page of that feed carries them once.
+
+    Rows are JSON texts kept byte for byte, so that they may hold what no JSON library writes from
+    a Python value: an id of 5000 digits, or of 2^63.
+    """
+    body = await _body(request)
+    feed = body.get("feed") if isinstance(body, dict) else None
+    rows = body.get("rows") if isinstance(body, dict) else None
+    if feed not in ("jobs", "projects"):
+        raise InputError("feed", "must be 'jobs' or 'projects'")
+    if not isinstance(rows, list) or not all(isinstance(r, str) for r in rows):
+        raise InputError("rows", "must be a list of JSON texts")
+    for row in rows:
+        if len(row) > _MAX_RAW_ROW:
+            raise InputError("rows", f"a row is limited to {_MAX_RAW_ROW} characters")
+        try:
+            json.loads(row, parse_int=str)  # valid JSON (however large its numbers), or refused
+        except ValueError:
+            raise InputError("rows", f"not a JSON text: {row[:40]!r}") from None
+    queue = _tenant(request).hostile_rows[feed]
+    queue.extend(rows)
+    return json_response({"feed": feed, "queued": len(queue)}, status=201)
 
 
 def _create(kind: str) -> Handler:

@@ -32,6 +32,13 @@ class Faults:
     timeout_next: int = 0
     error_next: int = 0
     seed: int | None = None  # reseeds the simulator's random source when set
+    # What a real (or hostile) deployment may meet: the next N API requests, or token requests,
+    # answered 307 to redirect_location; the next N pages answered with a body of oversize_bytes.
+    redirect_next: int = 0
+    token_redirect_next: int = 0
+    redirect_location: str = "https://elsewhere.invalid/collect"
+    oversize_next: int = 0
+    oversize_bytes: int = 33 * 1024 * 1024
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply a partial update, refusing unknown names and out-of-range values."""
@@ -48,11 +55,25 @@ class Faults:
 
 _RATES = {"error_rate", "timeout_rate", "rate_limit_rate", "duplicate_rows"}
 _FLAGS = {"retry_after_http_date", "forbidden"}
-_INTS = {"error_status", "export_page_size", "rate_limit_next", "timeout_next", "error_next"}
+_INTS = {
+    "error_status",
+    "export_page_size",
+    "rate_limit_next",
+    "timeout_next",
+    "error_next",
+    "redirect_next",
+    "token_redirect_next",
+    "oversize_next",
+    "oversize_bytes",
+}
 _OPTIONAL = {"rate_limit_per_second", "seed"}
 
 
 def _checked(name: str, value: Any) -> Any:
+    if name == "redirect_location":
+        if not isinstance(value, str) or not value:
+            raise ValueError("fault 'redirect_location' must be a URL")
+        return value
     if value is None and name in _OPTIONAL:
         return None
     if name in _FLAGS:
@@ -110,6 +131,9 @@ class Stats:
     errors_injected: int = 0  # 5xx from `error_rate`
     timeouts_injected: int = 0
     duplicate_rows_sent: int = 0
+    hostile_rows_sent: int = 0
+    redirects_injected: int = 0
+    oversized_injected: int = 0
     in_flight: int = 0
     max_in_flight: int = 0  # most API requests served at once (checks a client's concurrency cap)
 

@@ -77,6 +77,9 @@ class TenantData:
         # Bumped by every change; list queries cache their sorted, filtered id lists per version.
         self.version = 0
         self.query_cache: dict[tuple[Any, ...], list[int]] = {}
+        # Raw JSON rows (ids of 5000 digits, of 2^63, rows without fields…) that the next export
+        # page of each feed carries once, before its own rows.
+        self.hostile_rows: dict[str, list[str]] = {"jobs": [], "projects": []}
 
     def _changed(self) -> None:
         self.version += 1

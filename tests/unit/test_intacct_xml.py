@@ -23,7 +23,7 @@ from adapters.intacct import (
     classify_result,
     parse_response,
 )
-from adapters.intacct.xml import is_invalid_session, is_transient
+from adapters.intacct.xml import is_transient
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "intacct"
 CREDENTIALS = IntacctCredentials(
@@ -178,7 +178,6 @@ def test_exec_login_invalid_is_an_authentication_failure() -> None:
     assert parsed.auth_status == "failure"
     assert (parsed.userid, parsed.companyid) == ("xml_gateway", "XXXXX")
     assert parsed.auth_errors == (ErrorDetail("XL03000006", "", "Sign-in information is incorrect", ""),)
-    assert not is_invalid_session(parsed.auth_errors)
     assert parsed.results == []
 
 
@@ -186,8 +185,8 @@ def test_session_invalid_is_recognised() -> None:
     parsed = parse_response(fixture("sessionInvalid.xml"))
     assert parsed.auth_status == "failure"
     assert parsed.userid is None and parsed.companyid is None
-    assert is_invalid_session(parsed.auth_errors)
     assert parsed.auth_errors[0].errorno == "XL03000006"
+    assert parsed.auth_errors[0].description2.startswith("Invalid session")
 
 
 def test_exec_xml_error_is_a_control_failure() -> None:
