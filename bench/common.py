@@ -43,11 +43,12 @@ async def scratch_database(admin_dsn: str = ADMIN_DSN) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def bench_stack(*, intacct_args: list[str], st_args: list[str] | None = None,
-                      admin_dsn: str = ADMIN_DSN) -> AsyncIterator[Stack]:
-    """Both simulators running (credentials enforced), a scratch database; daemons via start_daemon."""
+                      admin_dsn: str = ADMIN_DSN, intacct_api: str = "xml") -> AsyncIterator[Stack]:
+    """Both simulators running (credentials enforced), a scratch database; daemons via start_daemon
+    speaking `intacct_api` (xml or rest) to Intacct."""
     with tempfile.TemporaryDirectory(prefix="sis-bench-") as tmp:
         async with scratch_database(admin_dsn) as dsn, aiohttp.ClientSession() as session:
-            stack = Stack(Path(tmp), dsn, session)
+            stack = Stack(Path(tmp), dsn, session, intacct_api=intacct_api)
             try:
                 await stack.start_simulators(intacct_args=intacct_args, st_args=st_args)
                 yield stack

@@ -6,7 +6,12 @@ real PostgreSQL) follows the feed and creates them in the Intacct simulator, who
 2 × f / (0.1 + 0.002 × f) records/s for f functions per request; the target is 85 % of it, sustained,
 with no duplicate and no loss.
 
-    python bench/throughput.py [--jobs 10000] [--projects 500] [--functions 50]
+With `--intacct-api rest` the same run is made over the XML gateway and then over the REST API, under
+the same latency model (the REST simulator charges the same 100 ms per request and 2 ms per record
+of a batch), and both figures are printed, each as a ratio of its own bound: f is the functions per
+XML request (`--functions`) and the records per REST batch (`--batch`, at most 500).
+
+    python bench/throughput.py [--jobs 10000] [--projects 500] [--functions 50] [--intacct-api rest [--batch 500]]
 """
 
 from __future__ import annotations
@@ -30,10 +35,10 @@ def bound(functions: int) -> float:
     return CONCURRENCY * functions / (LATENCY + PER_FUNCTION * functions)
 
 
-async def run(jobs: int, projects: int, functions: int) -> dict[str, float]:
+async def run(jobs: int, projects: int, functions: int, api: str = "xml") -> dict[str, float]:
     intacct_args = ["--latency", str(LATENCY), "--latency-per-function", str(PER_FUNCTION),
                     "--max-concurrent", str(CONCURRENCY)]
-    async with bench_stack(intacct_args=intacct_args) as stack:
+    async with bench_stack(intacct_args=intacct_args, intacct_api=api) as stack:
         config = stack.config(
             intacct={"max_concurrent_requests": CONCURRENCY, "max_functions_per_request": functions,
                      "request_timeout": "60s"},
@@ -88,18 +93,24 @@ def main() -> None:
     parser.add_argument("--projects", type=int, default=500)
     parser.add_argument("--functions", type=int, default=50, help="intacct.max_functions_per_request")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--intacct-api", choices=("xml", "rest"), default="xml",
+                        help="rest: measure the XML gateway and then the REST API, and print both")
+    parser.add_argument("--batch", type=int, default=500, help="records per REST batch (intacct.max_functions_"
+                        "per_request with intacct.api: rest; Sage allows up to 500)")
     args = parser.parse_args()
-    figures = asyncio.run(run(args.jobs, args.projects, args.functions))
-    b = bound(args.functions)
-    print(f"throughput: {figures['records']} records in {figures['elapsed_s']:.1f} s; "
-          f"sustained {figures['sustained_rate']:.0f} records/s (10%→90%), overall {figures['overall_rate']:.0f}/s")
-    print(f"bound 2×{args.functions}/(0.1+0.002×{args.functions}) = {b:.0f} records/s; "
-          f"sustained ratio {figures['sustained_rate'] / b:.2f} (target ≥ 0.85), "
-          f"overall ratio {figures['overall_rate'] / b:.2f}")
-    print(f"Intacct: {figures['intacct_projects']} projects, duplicates {figures['duplicates']}, "
-          f"lost {figures['lost']}, {figures['intacct_requests']} requests, max in flight {figures['max_in_flight']}")
-    if args.json:
-        print(json.dumps({**figures, "bound": b}))
+    runs = [("xml", args.functions)] + ([("rest", args.batch)] if args.intacct_api == "rest" else [])
+    for api, per_request in runs:
+        figures = asyncio.run(run(args.jobs, args.projects, per_request, api))
+        b = bound(per_request)
+        print(f"[{api}] throughput: {figures['records']} records in {figures['elapsed_s']:.1f} s; sustained "
+              f"{figures['sustained_rate']:.0f} records/s (10%→90%), overall {figures['overall_rate']:.0f}/s")
+        print(f"[{api}] bound 2×{per_request}/(0.1+0.002×{per_request}) = {b:.0f} records/s; "
+              f"sustained ratio {figures['sustained_rate'] / b:.2f} (target ≥ 0.85), "
+              f"overall ratio {figures['overall_rate'] / b:.2f}")
+        print(f"[{api}] Intacct: {figures['intacct_projects']} projects, duplicates {figures['duplicates']}, lost "
+              f"{figures['lost']}, {figures['intacct_requests']} requests, max in flight {figures['max_in_flight']}")
+        if args.json:
+            print(json.dumps({**figures, "api": api, "records_per_request": per_request, "bound": b}))
 
 
 if __name__ == "__main__":
