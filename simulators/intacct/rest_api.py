@@ -26,18 +26,25 @@ REST_STATE: web.AppKey[RestState] = web.AppKey("intacct_rest_state", RestState)
 Operation = Callable[[web.Request, RestState, Any], Awaitable[tuple[int, dict[str, Any]]]]
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+def json_answer(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response as the API sends it."""
     return web.Response(text=json.dumps(body), status=status, headers=headers, content_type="application/json")
 
 
-def error_body(rest: RestState, e: RecordError, *, meta: bool = True) -> dict[str, Any]:
-    """An error in the envelope the options choose (nested under ia::result, or at the top)."""
+def error_object(e: RecordError) -> dict[str, Any]:
+    """The ``ia::error`` object of a refusal."""
     error: dict[str, Any] = {"code": e.code, "message": e.message, "errorId": e.error_id,
                              "additionalInfo": {"messageId": "IA." + e.code.upper(), "placeholders": {},
                                                 "propertySet": {}},
                              "supportId": "SIM" + hashlib.sha1(e.message.encode()).hexdigest()[:12]}
     if e.details:
         error["details"] = list(e.details)
+    return error
+
+
+def error_body(rest: RestState, e: RecordError, *, meta: bool = True) -> dict[str, Any]:
+    """An error in the envelope the options choose (nested under ia::result, or at the top)."""
+    error = error_object(e)
     body: dict[str, Any] = ({"ia::result": {"ia::error": error}} if rest.options.error_envelope == "nested"
                             else {"ia::error": error})
     if meta:
@@ -52,15 +59,15 @@ def _throttled(rest: RestState, message: str) -> web.Response:
         headers["X-IA-Throttle-Limit-RetryAfter"] = wait
     if rest.options.retry_after_header in ("standard", "both"):
         headers["Retry-After"] = wait
-    return _json(429, error_body(rest, RecordError(429, "GW-0010", message, "GW-0010")), headers)
+    return json_answer(429, error_body(rest, RecordError(429, "GW-0010", message, "GW-0010")), headers)
 
 
 def invalid_token(rest: RestState) -> web.Response:
     """The answer to a missing, expired or revoked token (401 GW-0040, or 400 REST-1206)."""
     if rest.options.invalid_token_answer == 400:
-        return _json(400, {"error": {"code": "tokenInvalid", "message": "The token is not valid",
+        return json_answer(400, {"error": {"code": "tokenInvalid", "message": "The token is not valid",
                                      "errorId": "REST-1206"}})
-    return _json(401, {"ia::error": {"code": "GW-0040", "message": "Expired token"}})
+    return json_answer(401, {"ia::error": {"code": "GW-0040", "message": "Expired token"}})
 
 
 def _gateway_fault(rest: RestState) -> web.Response | None:
@@ -73,7 +80,7 @@ def _gateway_fault(rest: RestState) -> web.Response | None:
         status = company.rng.choice((500, 502, 503))
         company.stats.faults[f"http_{status}"] += 1
         if status == 500:
-            return _json(500, {"ia::error": {"code": "GW-0001", "message": "Unable to process request"}})
+            return json_answer(500, {"ia::error": {"code": "GW-0001", "message": "Unable to process request"}})
         return web.Response(status=status, text=f"<html><body><h1>{status}</h1></body></html>",
                             content_type="text/html")
     if company.chance(faults.http_401_rate):
@@ -125,7 +132,8 @@ async def _operate(request: web.Request, rest: RestState, grant: AccessToken, ra
     try:
         body = json.loads(raw) if raw else None
     except ValueError:
-        return _json(400, error_body(rest, RecordError(400, "invalidRequest", "The payload is not JSON", "REST-1064")))
+        refusal = RecordError(400, "invalidRequest", "The payload is not JSON", "REST-1064")
+        return json_answer(400, error_body(rest, refusal))
     key = request.headers.get("Idempotency-Key")
     replay: Replay | None = None
     if key and request.method in ("POST", "PATCH") and rest.options.idempotency_supported:
@@ -156,7 +164,7 @@ async def _operate(request: web.Request, rest: RestState, grant: AccessToken, ra
             return web.Response(status=502, text="<html><body><h1>502 Bad Gateway</h1></body></html>",
                                 content_type="text/html")
         headers = {"Idempotency-Key": key} if replay is not None and key else None
-        return _json(status, answer, headers)
+        return json_answer(status, answer, headers)
     finally:
         if replay is not None:
             if not replay.status:  # cancelled or failed before an answer: nothing to replay
@@ -168,7 +176,7 @@ async def _idempotency(rest: RestState, grant: AccessToken, key: str, raw: bytes
     """A new Replay to fill in, or the response a known key gets."""
     o = rest.options
     if len(key) > 256:
-        return _json(400, error_body(rest, RecordError(400, "invalidRequest", "Idempotency-Key is too long",
+        return json_answer(400, error_body(rest, RecordError(400, "invalidRequest", "Idempotency-Key is too long",
                                                        "REST-1064")))
     now = time.time()
     body_hash = hashlib.sha256(raw).hexdigest()
@@ -202,4 +210,4 @@ async def _idempotency(rest: RestState, grant: AccessToken, key: str, raw: bytes
 
 def _conflict(rest: RestState, message: str) -> web.Response:
     rest.counters["idempotency_conflicts"] += 1
-    return _json(409, error_body(rest, RecordError(409, "idempotencyConflict", message, "REST-1409")))
+    return json_answer(409, error_body(rest, RecordError(409, "idempotencyConflict", message, "REST-1409")))

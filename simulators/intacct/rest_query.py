@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from simulators.intacct.projects import Project
@@ -53,9 +54,7 @@ FIELDS = ("key", "id", "name", "category", "status", "parent.id", "parent.name",
 
 
 def _iso(epoch: float) -> str | None:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if epoch else None
 
 
 def run_query(body: Any, projects: list[Project], options: RestOptions) -> tuple[list[dict[str, Any]], dict[str, Any]]:

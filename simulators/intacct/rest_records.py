@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulators.intacct.projects import Project, ProjectRefused
-from simulators.intacct.rest_query import CATEGORY_FROM_REST
+from simulators.intacct.rest_query import CATEGORY_FROM_REST, field_value
 from simulators.intacct.rest_state import RestState
 
 PROJECT_HREF = "/objects/projects/project/"
@@ -156,8 +156,6 @@ def update(rest: RestState, key: str | None, body: Any) -> tuple[int, dict[str, 
 
 def get(rest: RestState, p: Project) -> dict[str, Any]:
     """The nested object ``GET /objects/projects/project/{key}`` answers (unset references: all null)."""
-    from simulators.intacct.rest_query import field_value
-
     parent = rest.company.projects.get(p.parent_id) if p.parent_id else None
     return {
         "key": str(p.recordno), "id": p.project_id, "name": p.name,

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from simulators.intacct import rest_records
-from simulators.intacct.rest_api import API_PREFIX, REST_STATE, _json, error_body, serve
+from simulators.intacct.rest_api import API_PREFIX, REST_STATE, error_body, error_object, json_answer, serve
 from simulators.intacct.rest_query import QueryError, run_query
 from simulators.intacct.rest_records import RecordError
 from simulators.intacct.rest_state import RestState
@@ -36,12 +36,9 @@ def _batch(rest: RestState, answers: list[tuple[int, Any]], ok_status: int) -> t
         status, error = failed[0]
         body = error_body(rest, error, meta=False)
         return status, body | {"ia::meta": meta}
-    items = [
-        {"ia::error": error_body(rest, a, meta=False).get("ia::error")
-         or error_body(rest, a, meta=False)["ia::result"]["ia::error"], "ia::status": s}
-        if isinstance(a, RecordError) else a
-        for s, a in answers
-    ]
+    # Per position: the reference of a record that landed, the error and status of one refused.
+    items = [{"ia::error": error_object(a), "ia::status": s} if isinstance(a, RecordError) else a
+             for s, a in answers]
     return (207 if failed else ok_status), {"ia::result": items, "ia::meta": meta}
 
 
@@ -144,7 +141,7 @@ async def token(request: web.Request) -> web.Response:
     company = rest.company
     if company.chance(company.faults.rate_limit_rate):
         company.stats.faults["rate_limit"] += 1
-        return _json(429, {"ia::error": {"code": "GW-0010", "message": "API rate limit exceeded"}},
+        return json_answer(429, {"ia::error": {"code": "GW-0010", "message": "API rate limit exceeded"}},
                      {"X-IA-Throttle-Limit-RetryAfter": f"{company.faults.retry_after:g}"})
     if request.content_type == "application/json":
         try:
@@ -156,23 +153,23 @@ async def token(request: web.Request) -> web.Response:
         form = {k: str(v) for k, v in (await request.post()).items()}
     o = rest.options
     if form.get("grant_type") != "client_credentials":
-        return _json(400, {"error": "unsupported_grant_type", "error_description": "Invalid Token Payload"})
+        return json_answer(400, {"error": "unsupported_grant_type", "error_description": "Invalid Token Payload"})
     username = form.get("username", "")
     if not username:
-        return _json(400, {"ia::error": {"code": "GW-0036", "message": "Missing User Name"}})
+        return json_answer(400, {"ia::error": {"code": "GW-0036", "message": "Missing User Name"}})
     if "@" not in username:
-        return _json(400, {"ia::error": {"code": "GW-0012", "message": "Missing Tenant Data"}})
+        return json_answer(400, {"ia::error": {"code": "GW-0012", "message": "Missing Tenant Data"}})
     user, _, entity = username.partition("|")
     checks = ((o.client_id, form.get("client_id", "")), (o.client_secret, form.get("client_secret", "")))
     if any(not given or (want is not None and given != want) for want, given in checks):
         company.stats.auth_failures += 1
-        return _json(401, {"error": "invalid_client", "error_description":
+        return json_answer(401, {"error": "invalid_client", "error_description":
                            "The Client ID, Client Secret, and/or 3rd Party Application are incorrect (REST-1216)"})
     if o.username is not None and user != o.username:
         company.stats.auth_failures += 1
-        return _json(400, {"error": "invalid_grant", "error_description": "Sign-in information is incorrect"})
+        return json_answer(400, {"error": "invalid_grant", "error_description": "Sign-in information is incorrect"})
     value = rest.mint(user, entity or None)
-    return _json(200, {"access_token": value, "token_type": "Bearer", "expires_in": int(o.token_ttl),
+    return json_answer(200, {"access_token": value, "token_type": "Bearer", "expires_in": int(o.token_ttl),
                        "refresh_token": "r-" + value[-16:]})
 
 
