@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
-from adapters.intacct.client import raise_for_result
+from adapters.intacct.answers import raise_for_result
 from adapters.intacct.models import Function, FunctionResult, IntacctProject
 
 # Both clients answer a read or query function with a result of the same classes, so one check

@@ -15,8 +15,10 @@ import aiohttp
 from adapters.errors import ConnectionFailure, TransientError
 from adapters.intacct_rest.envelope import error_fields, error_of, load, retry_after
 from adapters.intacct_rest.models import TOKEN_PATH, RestCredentials
+from adapters.transport import BodyTooLarge, is_redirect, read_capped
 
 _RENEW_MARGIN_S = 60.0
+_MAX_TOKEN_BYTES = 64 * 1024
 # When the answer announces no lifetime: six hours is what Sage's examples show.
 _DEFAULT_LIFETIME_S = 21600.0
 
@@ -37,10 +39,12 @@ class TokenSource:
         http: aiohttp.ClientSession,
         credentials: Callable[[], RestCredentials],
         timeout: aiohttp.ClientTimeout,
+        retry_after_max: float = 600.0,
     ) -> None:
         self._http = http
         self._credentials = credentials
         self._timeout = timeout
+        self._retry_after_max = retry_after_max
         self._lock = asyncio.Lock()
         self._token: Token | None = None
         self.minted = 0
@@ -81,11 +85,13 @@ class TokenSource:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
-                raw = await response.read()
                 status = response.status
-                wait = retry_after(response.headers)
+                raw = b"" if is_redirect(status) else await read_capped(response, _MAX_TOKEN_BYTES)
+                wait = retry_after(response.headers, self._retry_after_max)
         except TimeoutError:
             raise TransientError("Intacct token request timed out") from None
+        except BodyTooLarge:
+            raise TransientError("Intacct's token answer was too long") from None
         except aiohttp.ClientError as exc:
             raise TransientError(f"Intacct token request failed: {type(exc).__name__}") from None
         body = load(raw)

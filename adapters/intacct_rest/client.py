@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from adapters.errors import ConnectionFailure, PermanentError
+from adapters.errors import ConnectionFailure, PermanentError, TransientError
 from adapters.intacct.models import (
     MAX_PAGE_SIZE,
     CreateProject,
@@ -40,7 +40,7 @@ from adapters.intacct_rest.models import (
     project_body,
     project_from_row,
 )
-from adapters.intacct_rest.transport import PRIORITY, Observer, Transport
+from adapters.intacct_rest.transport import MAX_BODY_BYTES, PRIORITY, Observer, Transport
 from adapters.intacct_rest.writes import Write, Writer
 
 
@@ -57,13 +57,16 @@ class IntacctRestClient:
         observer: Observer | None = None,
         batch_size: int = MAX_BATCH,
         in_chunk: int = DEFAULT_IN_CHUNK,
+        retry_after_max: float = 600.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be 1 to {MAX_BATCH}")
         if in_chunk < 1:
             raise ValueError("in_chunk must be at least 1")
         self._transport = Transport(session, credentials, max_concurrent=max_concurrent_requests,
-                                    request_timeout=request_timeout, observer=observer)
+                                    request_timeout=request_timeout, observer=observer,
+                                    retry_after_max=retry_after_max, max_body_bytes=max_body_bytes)
         self._keys: dict[str, str] = {}  # PROJECTID -> record key
         self._writer = Writer(self._transport, self._keys)
         self.batch_size = batch_size
@@ -278,9 +281,18 @@ def _chunks(items: Sequence[Any], size: int) -> list[list[Any]]:
 
 
 def _next(meta: Mapping[str, Any], start: int, count: int) -> int:
-    """The next page's start, or 0 at the end (Sage's examples use both null and 0 for "no more")."""
-    nxt = _int(meta.get("next"), 0)
-    return nxt if nxt > start and count > 0 else 0
+    """The next page's start, or 0 at the end (Sage's examples use both null and 0 for "no more").
+
+    Paging advances by the rows received, and a misbehaving answer cannot keep it going for ever:
+    an empty page that announces more is an error, and so is a start past the announced total.
+    """
+    if not _int(meta.get("next"), 0):
+        return 0
+    total = _int(meta.get("totalCount"), -1)
+    if count <= 0 or (total >= 0 and start - 1 + count > total + MAX_QUERY_SIZE):
+        raise TransientError(f"Intacct's query paging made no progress (start {start}, {count} rows, "
+                             f"total {total})", outcome_unknown=False)
+    return start + count
 
 
 def _int(value: object, default: int) -> int:

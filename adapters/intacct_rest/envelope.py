@@ -9,13 +9,13 @@ the details' messages) so that records store it exactly as they store XML errors
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypedDict
 
 from adapters.intacct.models import ErrorDetail, Outcome
+from adapters.transport import parse_retry_after
 
 # Statuses and texts that mean "this access token is no longer good": mint a new one, resend once.
 _INVALID_TOKEN_IDS = frozenset({"REST-1206", "REST-2102", "GW-0031", "GW-0040", "GW-0034"})
@@ -148,21 +148,10 @@ def record_outcome(status: int, error: RestError | None, op: str) -> Outcome:
     return Outcome.PERMANENT
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from the first rate header present (seconds or an HTTP date)."""
+def retry_after(headers: Mapping[str, str], maximum: float = math.inf) -> float | None:
+    """Seconds to wait from the first usable rate header, clamped to [0, maximum] (None: none usable)."""
     for name in RETRY_AFTER_HEADERS:
-        value = headers.get(name)
-        if not value:
-            continue
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            continue
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+        seconds = parse_retry_after(headers.get(name), maximum=maximum)
+        if seconds is not None:
+            return seconds
     return None

@@ -28,11 +28,14 @@ from adapters.intacct_rest.envelope import (
     retry_after,
 )
 from adapters.intacct_rest.models import ENTITY_HEADER, IDEMPOTENCY_HEADER, RestCredentials
+from adapters.transport import BodyTooLarge, is_redirect, read_capped, redirect_host
 
 Observer = Callable[[str, float], None]
 PRIORITY: contextvars.ContextVar[bool] = contextvars.ContextVar("intacct_rest_priority", default=False)
 # Statuses whose body speaks about the records sent: the caller reads them per record.
 RECORD_STATUSES = frozenset({400, 404, 409, 422})
+# The XML client's cap: a project query page of 4000 rows is far below it.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 _OBSERVED = {"connection": "connection_error", "transient": "transient_error", "permanent": "permanent_error"}
 
 
@@ -57,6 +60,8 @@ class Transport:
         max_concurrent: int,
         request_timeout: float,
         observer: Observer | None,
+        retry_after_max: float = 600.0,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent_requests must be at least 1")
@@ -66,7 +71,9 @@ class Transport:
         self._request_timeout = request_timeout
         self._semaphore = PrioritySemaphore(max_concurrent)
         self._observer = observer
-        self.tokens = TokenSource(http, lambda: self.credentials, self._timeout)
+        self._retry_after_max = retry_after_max
+        self._max_body_bytes = max_body_bytes
+        self.tokens = TokenSource(http, lambda: self.credentials, self._timeout, retry_after_max)
         self.in_flight = 0
         self.max_in_flight_seen = 0
         self.requests = 0
@@ -118,14 +125,17 @@ class Transport:
             async with self._http.request(
                 method, url, json=body, headers=headers, timeout=self._timeout, allow_redirects=False
             ) as response:
-                raw = await response.read()
                 status = response.status
-                wait = retry_after(response.headers)
+                location = redirect_host(response.headers) if is_redirect(status) else ""
+                raw = b"" if location else await read_capped(response, self._max_body_bytes)
+                wait = retry_after(response.headers, self._retry_after_max)
                 replayed = "x-ia-idempotency-cached-date" in response.headers
         except TimeoutError:
             raise TransientError(
                 f"Intacct request timed out after {self._request_timeout:g} s", outcome_unknown=True
             ) from None
+        except BodyTooLarge as exc:
+            raise TransientError(f"Intacct's answer was too long: {exc}", outcome_unknown=True) from None
         except aiohttp.ClientError as exc:
             raise TransientError(
                 f"Intacct request failed: {type(exc).__name__}: {str(exc)[:200]}", outcome_unknown=True
@@ -147,7 +157,10 @@ class Transport:
             # The API may have applied the request before failing: only a replay or a read can tell.
             raise TransientError(f"Intacct answered HTTP {status}{_detail(error)}", outcome_unknown=True,
                                  retry_after=wait, status=status, **fields)
-        if status == 403 or 300 <= status < 400:
+        if location:
+            raise ConnectionFailure(f"Intacct answered HTTP {status}, a redirect to {location}; redirects are not "
+                                    "followed: check intacct.rest_url", status=status)
+        if status == 403:
             raise ConnectionFailure(f"Intacct refused the request: HTTP {status}{_detail(error)}",
                                     status=status, **fields)
         if 200 <= status < 300:

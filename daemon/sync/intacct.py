@@ -29,11 +29,12 @@ class IntacctConnection:
     def _build(self, config: Config) -> IntacctClient | IntacctRestClient:
         ia = config.intacct
         slots, timeout = ia.max_concurrent_requests, ia.request_timeout.total_seconds()
+        wait_max = config.sync.backoff_max.total_seconds()  # a Retry-After never parks a record longer
         if ia.api == "rest":
             return IntacctRestClient(self._http, intacct_rest_credentials(config), max_concurrent_requests=slots,
-                                     request_timeout=timeout, observer=self._observer)
+                                     request_timeout=timeout, observer=self._observer, retry_after_max=wait_max)
         return IntacctClient(self._http, intacct_credentials(config), max_concurrent_requests=slots,
-                             request_timeout=timeout, observer=self._observer)
+                             request_timeout=timeout, observer=self._observer, retry_after_max=wait_max)
 
     def reconfigure(self, config: Config) -> None:
         """Take new settings: other credentials, or the other API."""
