@@ -6,6 +6,7 @@ depend on libsystemd being present (containers, macOS development machines).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -26,6 +27,12 @@ class Notifier:
         watchdog_pid = os.environ.get("WATCHDOG_PID")
         self.watchdog_interval: float | None = None
         self._failed = False
+        # One socket for the process's life: opened at once, so that a daemon whose descriptors run out
+        # (EMFILE) can still tell systemd it is alive instead of being killed by the watchdog.
+        self._socket: socket.socket | None = None
+        if self.address:
+            with contextlib.suppress(OSError):  # retried at the first send
+                self._open()
         # As sd_watchdog_enabled(3): a value that is not a positive integer, or meant for another
         # process (WATCHDOG_PID), leaves the watchdog off rather than stopping the daemon.
         if watchdog_usec.isdigit() and int(watchdog_usec) > 0 and watchdog_pid in (None, "", str(os.getpid())):
@@ -48,10 +55,9 @@ class Notifier:
         if address.startswith("@"):  # abstract namespace socket
             address = "\0" + address[1:]
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-                sock.settimeout(SEND_TIMEOUT)
-                sock.connect(address)
-                sock.sendall("\n".join(fields).encode())
+            sock = self._socket or self._open()
+            # sendto, not connect: a datagram finds the socket even after systemd re-created it.
+            sock.sendto("\n".join(fields).encode(), address)
         except (OSError, ValueError) as exc:  # ValueError: a NUL inside a path
             if not self._failed:  # once: a watchdog every few seconds must not flood the log
                 log.warning("sd_notify_failed", socket=self.address, error=f"{type(exc).__name__}: {exc}")
@@ -59,6 +65,25 @@ class Notifier:
             return False
         self._failed = False
         return True
+
+    def _open(self) -> socket.socket:
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        except OSError:
+            self._socket = None
+            raise
+        sock.settimeout(SEND_TIMEOUT)
+        self._socket = sock
+        return sock
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def __del__(self) -> None:
+        # The socket lives as long as the notifier; closed here so it never outlives it unclosed.
+        self.close()
 
     def ready(self, status: str = "") -> bool:
         return self.send("READY=1", *([f"STATUS={' '.join(status.splitlines())}"] if status else []))

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from daemon import logs
 from daemon.config import Config, ConfigError, intacct_settings, load_config, servicetitan_credentials
+from daemon.config.sections import token_problem
 from daemon.exits import EXIT_FAILED, EXIT_OK
 from daemon.http import create_app
+from daemon.http.server import LimitedSite
+from daemon.http.server import runner as http_runner
 from daemon.leader import lead
 from daemon.metrics import Metrics
 from daemon.reconcile import ReconcileService
@@ -52,6 +53,8 @@ class Daemon:
         self.config_path = config_path
         self.notifier = notifier or Notifier()
         self.redactor = redactor or logs.Redactor(config.secrets())
+        # The HTTP address is bound once: a reload cannot move it, so it (not the file) decides who may call.
+        self.listener = config.http
         self.owner = new_owner()
         self.started = time.monotonic()
         self.metrics = Metrics()
@@ -124,15 +127,15 @@ class Daemon:
         self.notifier.status("checking the ServiceTitan and Intacct connections")
         await self._first_probe()
 
-        runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False)
+        runner = http_runner(create_app(self))
         await runner.setup()
         stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, config.http.host, config.http.port)
+        site = LimitedSite(runner, self.listener.host, self.listener.port)
         try:
             await site.start()
         except OSError as exc:
             raise StartupError(f"cannot listen on {config.http.listen} (http.listen): {exc.strerror or exc}") from None
-        log.info("http_listening", listen=config.http.listen)
+        log.info("http_listening", listen=self.listener.listen)
 
         for i in range(config.sync.workers):
             self.tasks.spawn(f"worker-{i}", self.workers.worker(i))
@@ -285,10 +288,18 @@ class Daemon:
         except ConfigError as exc:
             log.error("reload_rejected", error=str(exc))
             return False
+        problem = token_problem(self.listener.host, new.http.token)
+        if problem is not None:
+            # The file may move http.listen to loopback, but the socket in use stays until a restart.
+            log.error("reload_rejected", error=f"{new.source}: http.token: {problem} (the server listens on "
+                                               f"{self.listener.listen} until a restart)")
+            return False
+        for warning in new.warnings:
+            log.warning("config_readable_by_others", warning=warning)
         old = self._config
         fixed = [name for name, a, b in (
             ("database.dsn", old.database.dsn, new.database.dsn),
-            ("http.listen", old.http.listen, new.http.listen),
+            ("http.listen", self.listener.listen, new.http.listen),
             ("servicetitan.tenant_id", old.servicetitan.tenant_id, new.servicetitan.tenant_id),
             ("state_dir", old.state_dir, new.state_dir),
             ("sync.workers", old.sync.workers, new.sync.workers),
@@ -327,7 +338,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         return (f"intacct {self.intacct_monitor.state}, servicetitan {self.servicetitan_monitor.state}, "
-                f"http {self._config.http.listen}")
+                f"http {self.listener.listen}")
 
     def _log_transitions(self, transitions: Sequence[Transition]) -> None:
         tenant = self._config.servicetitan.tenant_id

@@ -255,7 +255,7 @@ class Show:
         # Through the HTTP contract, as an operator would (DESIGN §6, §9).
         self.out.line()
         assert self.http is not None
-        async with self.http.post(f"{self.base_url}/v1/reconcile") as response:
+        async with self.http.post(f"{self.base_url}/v1/reconcile", json={}) as response:
             started = await response.json()
             if response.status != 202:
                 self.out.line(f"Reconciliation: POST /v1/reconcile answered {response.status}: {started}")

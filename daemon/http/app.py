@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import importlib.metadata
 import json
 import time
@@ -16,6 +15,8 @@ from aiohttp import web
 
 from daemon import logs
 from daemon.config import Config
+from daemon.config.sections import HttpConfig
+from daemon.http import guard
 from daemon.http.pages import install as install_pages
 from daemon.http.pages import is_page
 from daemon.metrics import Metrics
@@ -28,7 +29,8 @@ log = logs.get("st_intacct_sync.http")
 VERSION = importlib.metadata.version("st-intacct-sync")
 MAX_ENSURE_IDS = 200
 MAX_TIMEOUT_S = 300.0
-OPEN_PATHS = frozenset({"/livez", "/readyz", "/metrics"})
+# Ids are PostgreSQL bigints: a larger one is bad input (400), not a database error (500).
+MAX_ID = 2**63 - 1
 
 
 class Reconciler(Protocol):
@@ -49,6 +51,7 @@ class Services(Protocol):
     servicetitan_monitor: ConnectionMonitor
     started: float
     owner: str
+    listener: HttpConfig  # the address bound at start: authentication follows the socket in use
     redactor: logs.Redactor
 
     @property
@@ -85,25 +88,6 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
     except Exception:
         log.exception("http_handler_failed", path=request.path, method=request.method)
         return _error(500, "internal error (see the daemon's log)")
-
-
-@web.middleware
-async def bearer_token(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                       ) -> web.StreamResponse:
-    """POST needs the token whenever one is configured; off loopback, so do the data endpoints."""
-    if is_page(request.path):
-        return await handler(request)  # the pages' own rules: a session cookie and CSRF tokens (daemon.http.pages)
-    config = request.app[SERVICES].config()
-    token = config.http.token
-    needs = request.method != "GET" or (not config.http.loopback and request.path not in OPEN_PATHS)
-    if needs and (token is not None or not config.http.loopback):
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {token.reveal()}" if token is not None else None
-        # compare_digest: the time taken does not tell an attacker how much of the token matched.
-        if expected is None or not hmac.compare_digest(given.encode(), expected.encode()):
-            return web.json_response({"error": "missing or wrong bearer token"}, status=401,
-                                     headers={"WWW-Authenticate": 'Bearer realm="st-intacct-sync"'})
-    return await handler(request)
 
 
 async def livez(_request: web.Request) -> web.Response:
@@ -186,9 +170,16 @@ def _cursor_in(text: str) -> tuple[datetime, str, int]:
     try:
         padded = text + "=" * (-len(text) % 4)
         at, kind, st_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(at), str(kind), int(st_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise web.HTTPBadRequest(reason="after: not a cursor this endpoint returned") from exc
+        if not (isinstance(at, str) and kind in ("job", "project") and _is_id(st_id)):
+            raise ValueError("not a cursor")
+        return datetime.fromisoformat(at), kind, st_id
+    except (ValueError, TypeError, binascii.Error, RecursionError):
+        raise web.HTTPBadRequest(reason="after: not a cursor this endpoint returned") from None
+
+
+def _is_id(value: object) -> bool:
+    """A ServiceTitan id as the store keeps it: a positive integer that fits a bigint."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def _kind(value: str) -> str:
@@ -202,8 +193,8 @@ def _st_id(value: str) -> int:
         st_id = int(value)
     except ValueError:
         raise web.HTTPBadRequest(reason="id must be an integer") from None
-    if st_id <= 0:
-        raise web.HTTPBadRequest(reason="id must be positive")
+    if not _is_id(st_id):
+        raise web.HTTPBadRequest(reason=f"id must be between 1 and {MAX_ID}")
     return st_id
 
 
@@ -257,16 +248,15 @@ async def retry_record(request: web.Request) -> web.Response:
 
 def _ids(body: dict[str, Any], name: str) -> list[int]:
     value = body.get(name, [])
-    if not isinstance(value, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0
-                                              for i in value):
-        raise web.HTTPBadRequest(reason=f"{name} must be a list of positive integer ServiceTitan ids")
+    if not isinstance(value, list) or not all(_is_id(i) for i in value):
+        raise web.HTTPBadRequest(reason=f"{name} must be a list of ServiceTitan ids (integers from 1 to {MAX_ID})")
     return value
 
 
 async def ensure(request: web.Request) -> web.Response:
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise web.HTTPBadRequest(reason="the body must be JSON") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(reason="the body must be a JSON object")
@@ -303,8 +293,10 @@ async def latest_reconcile(request: web.Request) -> web.Response:
 
 
 def create_app(services: Services) -> web.Application:
-    """The application; the supervisor runs it with AppRunner/TCPSite."""
-    app = web.Application(middlewares=[errors_as_json, bearer_token], client_max_size=64 * 1024)
+    """The application; the supervisor serves it through daemon.http.server."""
+    app = web.Application(middlewares=[guard.redacting(services.redactor), errors_as_json,
+                                       guard.rules(services.listener, lambda: services.config().http, is_page)],
+                          client_max_size=64 * 1024)
     app[SERVICES] = services
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,13 @@ class Process:
         return code
 
 
+def _json_post(method: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The daemon takes POST bodies as application/json only, an empty one included."""
+    if method == "POST":
+        return {"Content-Type": "application/json", **(headers or {})}
+    return dict(headers or {})
+
+
 class Client:
     """A small JSON client for one base URL."""
 
@@ -112,7 +119,8 @@ class Client:
 
     async def call(self, method: str, path: str, body: Any = None, *, ok: tuple[int, ...] = (200, 201),
                    headers: Mapping[str, str] | None = None) -> Any:
-        async with self.session.request(method, self.base + path, json=body, headers=headers) as resp:
+        async with self.session.request(method, self.base + path, json=body, headers=_json_post(method, headers)
+                                        ) as resp:
             text = await resp.text()
             if resp.status not in ok:
                 raise AssertionError(f"{method} {path} → {resp.status}: {text[:500]}")
@@ -120,7 +128,8 @@ class Client:
 
     async def status_and_json(self, method: str, path: str, body: Any = None,
                               headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
-        async with self.session.request(method, self.base + path, json=body, headers=headers) as resp:
+        async with self.session.request(method, self.base + path, json=body, headers=_json_post(method, headers)
+                                        ) as resp:
             text = await resp.text()
             try:
                 return resp.status, json.loads(text)
@@ -268,10 +277,13 @@ class Stack:
         return path
 
     async def start_daemon(self, config: dict[str, Any], *, name: str = "daemon", wait: bool = True,
-                           env: Mapping[str, str] | None = None) -> Daemon:
+                           env: Mapping[str, str] | None = None, wrapper: Sequence[str] = ()) -> Daemon:
+        """A daemon with `config`; `wrapper` runs it (e.g. `prlimit --nofile=512 --`)."""
         path = self.write_config(config, f"{name}.yaml")
         host, port = config["http"]["listen"].rsplit(":", 1)
-        proc = Process([sys.executable, "-m", "daemon.cli", "--config", str(path), "run"],
+        if host == "0.0.0.0":
+            host = "127.0.0.1"
+        proc = Process([*wrapper, sys.executable, "-m", "daemon.cli", "--config", str(path), "run"],
                        self.tmp / f"{name}.log", env=env)
         self.processes.append(proc)
         daemon = Daemon(proc, Client(self.session, f"http://{host}:{port}"), path,

@@ -72,8 +72,10 @@ class Viewer:
 
 
 def viewer_of(request: web.Request) -> Viewer:
-    config = request.app[SERVICES].config()
-    token = config.http.token
+    services = request.app[SERVICES]
+    token = services.config().http.token
+    # The socket in use decides, not a reloaded file (a reload cannot move the listener).
+    loopback = services.listener.loopback
     key = request.app[KEYS].key(token)
     current = session.read_session(key, request.cookies.get(session.SESSION_COOKIE)) if token else None
     visitor = request.cookies.get(session.VISITOR_COOKIE, "")
@@ -84,15 +86,15 @@ def viewer_of(request: web.Request) -> Viewer:
     signed_in = current is not None
     return Viewer(
         signed_in=signed_in, can_sign_in=token is not None,
-        can_act=signed_in or (token is None and config.http.loopback),
-        may_view=signed_in or config.http.loopback,
+        can_act=signed_in or (token is None and loopback),
+        may_view=signed_in or loopback,
         nonce=nonce, csrf=session.csrf_token(key, nonce), new_visitor=new_visitor,
     )
 
 
 def secure_cookies(request: web.Request) -> bool:
     """`Secure` whenever the listener is reachable from elsewhere (a browser then speaks HTTPS to a proxy)."""
-    return not request.app[SERVICES].config().http.loopback
+    return not request.app[SERVICES].listener.loopback
 
 
 def finish(request: web.Request, response: web.StreamResponse, viewer: Viewer | None) -> web.StreamResponse:

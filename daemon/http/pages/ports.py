@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Protocol
 
 from daemon.config import Config
+from daemon.config.sections import HttpConfig
 from daemon.store import Finding, RunRecord
 from daemon.store.rows import HistoryEntry, Record, RecordKey, TenantSettingsState
 from daemon.sync import ConnectionMonitor
@@ -75,6 +76,9 @@ class PageServices(Protocol):
 
     @property
     def redactor(self) -> Redactor: ...
+
+    @property
+    def listener(self) -> HttpConfig: ...  # the address bound at start: who may view follows the socket
 
     @property
     def reconciler(self) -> Reconciler | None: ...
