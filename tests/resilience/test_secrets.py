@@ -99,7 +99,8 @@ async def _get(daemon: Daemon, path: str, seen: list[str], headers: dict[str, st
 
 
 async def _post(daemon: Daemon, path: str, body: Any, seen: list[str], token: str | None) -> tuple[int, Any]:
-    headers = {} if token is None else {"Authorization": token}
+    # Every POST declares JSON, an empty body included (the daemon answers 415 otherwise).
+    headers = {"Content-Type": "application/json", **({} if token is None else {"Authorization": token})}
     async with daemon.http.session.post(daemon.http.base + path, json=body, headers=headers) as resp:
         text = await resp.text()
         seen.append(f"POST {path} {resp.status} {dict(resp.headers)} {text}")
