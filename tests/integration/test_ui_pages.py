@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient
 from daemon import logs
 from daemon.config import Config
 from daemon.config.loading import load_config_text
+from daemon.config.sections import HttpConfig
 from daemon.http import create_app
 from daemon.metrics import Metrics
 from daemon.reconcile.report import csv_name, render_csv
@@ -83,6 +84,10 @@ class Services:
 
     def config(self) -> Config:
         return self.cfg
+
+    @property
+    def listener(self) -> HttpConfig:
+        return self.cfg.http  # the daemon binds its first config's address
 
     def is_leader(self) -> bool:
         return True
