@@ -113,6 +113,14 @@ async def serve(request: web.Request, operation: Operation, *, records: int = 1)
             rest.counters["token_refusals"] += 1
             company.stats.auth_failures += 1
             return invalid_token(rest)
+        entity = request.headers.get("X-IA-API-Param-Entity")
+        if entity:
+            rest.entities_seen.add(entity)
+        if not rest.options.projects_permission:
+            company.stats.auth_failures += 1
+            error = RecordError(403, "GW-0042", "Forbidden: the user has no permission for projects/project",
+                                "GW-0042")
+            return json_answer(403, error_body(rest, error))
         limiter = company.limiter if rest.options.shared_concurrency else rest.limiter
         if not await limiter.acquire(company.faults.max_concurrent, company.faults.concurrency_wait):
             company.stats.faults["concurrency_limit"] += 1

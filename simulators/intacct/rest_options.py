@@ -21,7 +21,7 @@ CHOICES: Mapping[str, tuple[object, ...]] = {
     "clear_reference": ("any", "id_null", "key_null", "null"),
     "batch_failure": ("207", "first_status"),
 }
-_FLAGS = ("idempotency_supported", "shared_concurrency")
+_FLAGS = ("idempotency_supported", "shared_concurrency", "location_required", "projects_permission")
 _OPTIONAL_STR = ("client_id", "client_secret", "username")
 
 
@@ -49,6 +49,8 @@ class RestOptions:
     clear_reference: str = "any"  # unknown: how a reference is cleared ({"id": null}, {"key": null}, null)
     batch_failure: str = "207"  # unknown: a partly failed batch answers 207 by position, or one status
     shared_concurrency: bool = True  # unknown: whether XML and REST share the company's request slots
+    location_required: bool = False  # unknown: whether a multi-entity company requires location on create
+    projects_permission: bool = True  # False: the user lacks the Projects permissions (403; body unknown)
 
     def changed(self, changes: Mapping[str, object]) -> RestOptions:
         """A copy with ``changes``; raises ValueError naming the first bad key or value."""

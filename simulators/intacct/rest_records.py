@@ -16,7 +16,7 @@ from simulators.intacct.rest_query import CATEGORY_FROM_REST, field_value
 from simulators.intacct.rest_state import RestState
 
 PROJECT_HREF = "/objects/projects/project/"
-_WRITABLE = {"id", "name", "category", "status", "parent", "customer"}
+_WRITABLE = {"id", "name", "category", "status", "parent", "customer", "location"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ def _fields(rest: RestState, body: Any, *, create: bool) -> dict[str, str] | Rec
             continue
         if name not in _WRITABLE:
             return _invalid(f"/{name}", f"/{name} is not a valid field")
+        if name == "location":
+            continue  # accepted and not kept: the simulated company has one entity
         if name == "id":
             if not create:
                 return _invalid("/id", "/id is read-only")
@@ -116,6 +118,11 @@ def create(rest: RestState, body: Any) -> tuple[int, dict[str, str] | RecordErro
     if isinstance(fields, RecordError):
         company.stats.refused_functions += 1
         return fields.status, fields
+    if rest.options.location_required and not (isinstance(body, Mapping) and body.get("location")):
+        company.stats.refused_functions += 1
+        return 422, RecordError(422, "operationFailed", "POST request on objects/projects/project was unsuccessful",
+                                "REST-7001", ({"code": "requiredField", "message": "Location is required",
+                                               "errorId": "PJ-0002"},))
     for required, name in (("NAME", "name"), ("PROJECTCATEGORY", "category")):
         if required not in fields:
             company.stats.refused_functions += 1

@@ -47,6 +47,7 @@ class RestState:
         self.limiter = ConcurrencyLimiter()
         self.counters: dict[str, int] = {"tokens_minted": 0, "token_refusals": 0, "replays_answered": 0,
                                          "idempotency_conflicts": 0, "requests": 0}
+        self.entities_seen: set[str] = set()  # X-IA-API-Param-Entity values received
         self._by_key: tuple[int, dict[int, Project]] | None = None
 
     def reset(self) -> None:

@@ -304,3 +304,26 @@ async def test_server_errors_on_reads_are_transient(rest_sim: RestSim, rest_clie
     rest_sim.set_faults(error_rate=1.0)
     with pytest.raises(TransientError):
         await rest_client.read_projects(["J-1"])
+
+
+async def test_entity_goes_in_its_header(rest_sim: RestSim, rest_http: aiohttp.ClientSession) -> None:
+    await IntacctRestClient(rest_http, rest_sim.credentials(entity_id="E100")).probe()
+    assert rest_sim.rest.entities_seen == {"E100"}
+    await IntacctRestClient(rest_http, rest_sim.credentials()).probe()
+    assert rest_sim.rest.entities_seen == {"E100"}  # no entity: no header, the token's default entity
+
+
+async def test_required_location_refuses_each_create(rest_sim: RestSim, rest_client: IntacctRestClient) -> None:
+    rest_sim.set_options(location_required=True)  # unknown: required in multi-entity companies?
+    [result] = await rest_client.execute([create(1)])
+    assert result.outcome is Outcome.PERMANENT and "Location is required" in result.error_fields["description2"]
+
+
+async def test_missing_projects_permission_is_a_connection_failure(rest_sim: RestSim,
+                                                                   rest_client: IntacctRestClient) -> None:
+    rest_sim.set_options(projects_permission=False)
+    with pytest.raises(ConnectionFailure, match="403"):
+        await rest_client.probe()
+    with pytest.raises(ConnectionFailure):
+        await rest_client.execute([create(1)])
+    assert rest_sim.projects() == {}
