@@ -22,6 +22,9 @@ class ProjectFacts:
     customer_id: int | None
     customer_name: str | None
     active: bool = True
+    # The PROJECTID Intacct already has for it (None: not in Intacct yet). Fixed once there: a
+    # template edit or a renumbering in ServiceTitan must not move a record, nor its jobs' PARENTID.
+    intacct_project_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,8 @@ def project_values(project: ProjectFacts) -> dict[str, object]:
 
 
 def project_intacct_id(project: ProjectFacts, mapping: Mapping) -> str:
-    """The deterministic PROJECTID of an ST project."""
-    return render(mapping.project_project_id, project_values(project))
+    """The PROJECTID of an ST project: the one Intacct has, else the template's."""
+    return project.intacct_project_id or render(mapping.project_project_id, project_values(project))
 
 
 def _customer_id(customer_id: int | None, customer_name: str | None, settings: Settings,
@@ -151,8 +154,11 @@ def desired_for_job(job: JobFacts, parent: ProjectFacts | None, settings: Settin
 def changed_fields(desired: dict[str, str | None], actual: dict[str, str | None]) -> dict[str, str | None]:
     """The fields an update must send so that Intacct's `actual` becomes `desired`.
 
-    PROJECTCATEGORY is only set at creation: Intacct does not let it change afterwards.
+    PROJECTCATEGORY is only set at creation: Intacct does not let it change afterwards. PROJECTID is
+    the key and is never updated: two different PROJECTIDs are two different Intacct projects.
     """
+    if (desired.get("PROJECTID") or None) != (actual.get("PROJECTID") or None):
+        raise ValueError("an update cannot change PROJECTID: compare records of the same PROJECTID")
     out: dict[str, str | None] = {}
     for key in ("NAME", "PARENTID", "CUSTOMERID", "STATUS"):
         want = desired.get(key) or None

@@ -50,6 +50,16 @@ class Settings:
     def parent_mapping(self) -> bool:
         return self.enable_intacct_projects and self.enable_parent_project_mapping
 
+    def syncs(self, kind: str) -> bool:
+        """Whether records of `kind` go to Intacct at all.
+
+        ServiceTitan projects exist in Intacct only as the parents of jobs: with parent mapping off
+        nothing is sent for them (no create, update or read-back), and jobs carry no PARENTID.
+        """
+        if not self.enable_intacct_projects:
+            return False
+        return kind == "job" or self.parent_mapping
+
     @property
     def customer_linkage(self) -> bool:
         return self.enable_intacct_projects and self.enable_customer_project_linkage

@@ -34,6 +34,7 @@ class Trigger(StrEnum):
     CONNECTION_LOST = "connection_lost"  # the Intacct connection went into error
     CONNECTION_RESTORED = "connection_restored"  # the probe succeeded again
     RETRY = "retry"  # an operator asked for another try
+    PARENT_SYNCED = "parent_synced"  # the parent project a job failed for is in Intacct now
 
 
 # (trigger, sources, destination). Anything not listed is refused.
@@ -49,6 +50,7 @@ TRANSITIONS: tuple[tuple[Trigger, tuple[State, ...], State], ...] = (
     (Trigger.CONNECTION_LOST, (State.PENDING, State.SYNCING), State.BLOCKED),
     (Trigger.CONNECTION_RESTORED, (State.BLOCKED,), State.PENDING),
     (Trigger.RETRY, (State.FAILED,), State.PENDING),
+    (Trigger.PARENT_SYNCED, (State.FAILED,), State.PENDING),
 )
 
 # States a stored record can be in (NEW never is).

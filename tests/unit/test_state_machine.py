@@ -25,6 +25,7 @@ EXPECTED = {
     (State.SYNCED, Trigger.CHANGE): State.PENDING,
     (State.FAILED, Trigger.CHANGE): State.PENDING,
     (State.FAILED, Trigger.RETRY): State.PENDING,
+    (State.FAILED, Trigger.PARENT_SYNCED): State.PENDING,
 }
 
 
