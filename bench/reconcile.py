@@ -154,7 +154,8 @@ async def seed_store(dsn: str, world: World) -> None:
             for start in range(0, len(rows), 5000):
                 await store.upsert(rows[start : start + 5000])
             while claimed := await store.claim_batch("seed", 5000, timedelta(minutes=10)):
-                await store.mark_synced("seed", [Synced(r.key, r.desired_hash, r.desired, None) for r in claimed])
+                await store.mark_synced("seed", [Synced(r.key, r.desired_hash, r.desired, None) for r in claimed],
+                    {r.key: r.claim_id for r in claimed})
         counts = await store.counts()
         assert counts["synced"] == len(projects) + len(jobs), counts
         async with pool.acquire() as conn:

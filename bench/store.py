@@ -63,7 +63,8 @@ async def run(dsn: str, n_jobs: int, n_workers: int, batch: int) -> float:
             await store.upsert(projects)
             # The projects are synced beforehand: the figure is about the steady state of jobs.
             while claimed := await store.claim_batch("seed", 500, timedelta(minutes=5)):
-                await store.mark_synced("seed", [Synced(r.key, r.desired_hash, r.desired, None) for r in claimed])
+                await store.mark_synced("seed", [Synced(r.key, r.desired_hash, r.desired, None) for r in claimed],
+                    {r.key: r.claim_id for r in claimed})
             for i in range(0, len(jobs), 1000):
                 await store.upsert(jobs[i : i + 1000])
             print(f"enqueued {n_jobs} jobs; {n_workers} workers, batches of {batch}", flush=True)
@@ -74,7 +75,8 @@ async def run(dsn: str, n_jobs: int, n_workers: int, batch: int) -> float:
                 nonlocal done
                 while claimed := await store.claim_batch(owner, batch, timedelta(seconds=60)):
                     landed = await store.mark_synced(
-                        owner, [Synced(r.key, r.desired_hash, r.desired, r.st_id) for r in claimed]
+                        owner, [Synced(r.key, r.desired_hash, r.desired, r.st_id) for r in claimed],
+                        {r.key: r.claim_id for r in claimed},
                     )
                     done += len(landed)
 

@@ -317,10 +317,24 @@ class Daemon:
             self.intacct.reconfigure(new)  # other credentials, or the other API (intacct.api)
         self.intacct_monitor.probe_now.set()  # new credentials, or an operator's nudge: probe at once
         await self._apply_auto_sync(new)
+        if (old.settings, old.mapping) != (new.settings, new.mapping):
+            await self._rederive()
         self.poller_wake.set()
         self.workers.poke()
         log.info("reloaded", source=new.source)
         return True
+
+    async def _rederive(self) -> None:
+        """New settings or templates: every record's desired fields follow (records in Intacct keep their id)."""
+        try:
+            report = await self.ingestor.rederive()
+        except DB_ERRORS as exc:
+            log.warning("rederive_failed", error=f"{type(exc).__name__}: {exc}",
+                        note="records follow the new settings as ServiceTitan changes them")
+            return
+        log.info("desired_fields_rederived", records=report.records, requeued=report.requeued,
+                 kept_project_id=report.kept_id,
+                 note="records already in Intacct keep their PROJECTID; new templates apply to the others")
 
     async def _apply_auto_sync(self, config: Config) -> None:
         before = await self.store.tenant_settings()

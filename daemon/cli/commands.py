@@ -21,7 +21,7 @@ from daemon.http import render_status
 from daemon.store import DatabaseUnavailable, RecordKey, open_database
 from daemon.store import migrate as apply_migrations
 from daemon.supervisor import StartupError
-from daemon.sync import PRIORITY
+from daemon.sync import PRIORITY, leases_renewed
 from daemon.wiring import new_owner, open_toolkit
 
 log = logs.get("st_intacct_sync.cli")
@@ -143,7 +143,8 @@ def sync(args: argparse.Namespace) -> int:
     key = RecordKey("job", args.job) if args.job is not None else RecordKey("project", args.project)
 
     async def go() -> int:
-        async with open_toolkit(lambda: config, owner=new_owner("sync"), pool_size=4) as kit:
+        async with (open_toolkit(lambda: config, owner=new_owner("sync"), pool_size=4) as kit,
+                    leases_renewed(kit.store, kit.engine, lambda: config.sync.lease)):
             outcome = await kit.gate.ensure([key], timeout=args.timeout)
             for result in outcome.results:
                 line = f"{result.key.kind} {result.key.st_id}: {result.state}"

@@ -36,9 +36,13 @@ ST_PAGE_SIZE = 5000
 RETRIES = 4  # per Intacct page; the ServiceTitan client retries by itself
 
 
-def id_prefixes(mapping: Mapping) -> tuple[str, ...]:
-    """The literal beginnings of our PROJECTIDs; ("",) when a template starts with a placeholder."""
-    prefixes = {clean_text(literal_prefix(t)).lstrip() for t in (mapping.job_project_id, mapping.project_project_id)}
+def id_prefixes(mapping: Mapping, *, projects: bool = True) -> tuple[str, ...]:
+    """The literal beginnings of our PROJECTIDs; ("",) when a template starts with a placeholder.
+
+    `projects=False` (parent mapping off): only the jobs' template, the project side is left out.
+    """
+    templates = (mapping.job_project_id, mapping.project_project_id) if projects else (mapping.job_project_id,)
+    prefixes = {clean_text(literal_prefix(t)).lstrip() for t in templates}
     return ("",) if "" in prefixes else tuple(sorted(prefixes))
 
 

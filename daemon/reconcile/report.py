@@ -59,6 +59,7 @@ class ReportData:
     outside_oldest: datetime | None = None
     outside_newest: datetime | None = None
     auto_sync_on: bool = True
+    projects_compared: bool = True  # False: parent mapping off, the project side was left out
 
     @property
     def exceptions(self) -> int:
@@ -148,6 +149,9 @@ def scope_lines(data: ReportData) -> list[str]:
     took = (data.finished_at - data.started_at).total_seconds()
     repairs = ("on: missing and differing Intacct projects are queued to be fixed; nothing is ever deleted."
                if data.repair else "off: nothing was changed, this report only describes what differs.")
+    if not data.projects_compared:
+        scope += (" ServiceTitan projects are left out: parent project mapping is off, so only jobs "
+                  "are synced to Intacct.")
     return [
         f"Scope:    {scope}",
         f"Period:   {period}",

@@ -44,6 +44,7 @@ from daemon.reconcile.outcome import Outcome, RunSettings
 from daemon.store import DRIFT, NOT_EXCEPTIONS, Category, Finding, RecordKey, Requeue, Store, Tracked
 from daemon.sync import Ingestor, project_fields
 from statemachine import Desired, JobFacts, ProjectFacts, State, desired_for_job, desired_for_project
+from statemachine.identity import keep_identity
 
 log = logs.get("st_intacct_sync.reconcile")
 REPAIR_PRIORITY = 5
@@ -81,7 +82,11 @@ class Run:
         self.started_at = started_at
         self.progress = Progress(progress)
         self.out = Outcome()
-        self.index = IntacctIndex(id_prefixes(settings.mapping))
+        # Parent mapping off: ServiceTitan projects are not synced, so the project side is left out
+        # (neither missing nor orphan projects).
+        self._projects_on = settings.settings.syncs("project")
+        self.index = IntacctIndex(id_prefixes(settings.mapping, projects=self._projects_on))
+        self._fixed_parents: dict[int, str | None] = {}  # project st_id: the PROJECTID Intacct has
         self.st_projects: dict[int, StProject] = {}
         self._activated_us = None if settings.activated_at is None else to_us(settings.activated_at)
         self._customer_names: dict[int, str | None] = {}
@@ -106,7 +111,7 @@ class Run:
                                                      read_st_projects(self.st, self.progress)))
         self.index, self.st_projects = intacct.result(), projects.result()
         t = time.monotonic()
-        ids = list(self.st_projects)
+        ids = list(self.st_projects) if self._projects_on else []
         for start in range(0, len(ids), ST_PAGE_SIZE):
             await self._projects(ids[start : start + ST_PAGE_SIZE])
         self.out.timings["projects"] = round(time.monotonic() - t, 3)
@@ -163,7 +168,8 @@ class Run:
         row = self.st_projects.get(project_id)
         if row is None:
             return self._extra_parents.get(project_id)
-        return ProjectFacts(project_id, row.number, row.name, row.customer_id, self._project_customer.get(project_id))
+        return ProjectFacts(project_id, row.number, row.name, row.customer_id, self._project_customer.get(project_id),
+                            intacct_project_id=self._fixed_parents.get(project_id))
 
     async def _parents_outside_listing(self, ids: set[int]) -> None:
         """Projects created after the listing (or never listed): from the store, else ServiceTitan."""
@@ -171,8 +177,9 @@ class Run:
         if not wanted:
             return
         for pid, r in (await self.store.projects(wanted)).items():
-            self._extra_parents[pid] = ProjectFacts(pid, r.st_number or "", r.st_name, r.st_customer_id,
-                                                    r.st_customer_name)
+            self._extra_parents[pid] = ProjectFacts(
+                pid, r.st_number or "", r.st_name, r.st_customer_id, r.st_customer_name,
+                intacct_project_id=r.intacct_project_id if r.intacct_confirmed else None)
         rest = [i for i in wanted if i not in self._extra_parents]
         if rest:
             fetched = {p.id: p for p in await self.st.get_projects(rest)}
@@ -198,9 +205,11 @@ class Run:
                 self._project_customer[st_id] = name
             facts = ProjectFacts(st_id, row.number, row.name, row.customer_id, name, t.active if t else True)
             changed = max(row.created_us, row.modified_us)
-            items.append(_Item("project", st_id, row.number, changed,
-                               desired_for_project(facts, self.cfg.settings, self.cfg.mapping), t,
-                               self._in_scope(t, changed)))
+            # Compared under the PROJECTID Intacct has for it, whatever the templates render now.
+            fixed = None if t is None else t.fixed_id
+            self._fixed_parents[st_id] = fixed
+            desired = keep_identity(desired_for_project(facts, self.cfg.settings, self.cfg.mapping), fixed)
+            items.append(_Item("project", st_id, row.number, changed, desired, t, self._in_scope(t, changed)))
         await self._check(items)
 
     async def _jobs(self, page: Sequence[Job]) -> None:
@@ -219,7 +228,8 @@ class Run:
                     needing.append(j)
                     continue
                 facts = JobFacts(j.id, j.job_number, j.project_id, j.customer_id, None)
-                pid = desired_for_job(facts, self._parent(j.project_id), settings, mapping).project_id
+                pid = (t.fixed_id if t else None) or desired_for_job(
+                    facts, self._parent(j.project_id), settings, mapping).project_id
                 if pid in self.index.projects:
                     needing.append(j)
             names = await self._names([(j.id, j.customer_id) for j in needing], tracked)
@@ -231,8 +241,9 @@ class Run:
             facts = JobFacts(j.id, j.job_number, j.project_id, j.customer_id, names.get(j.id),
                              t.active if t else True)
             changed = _changed(j)
-            items.append(_Item("job", j.id, j.job_number, changed,
-                               desired_for_job(facts, self._parent(j.project_id), settings, mapping), t,
+            desired = keep_identity(desired_for_job(facts, self._parent(j.project_id), settings, mapping),
+                                    None if t is None else t.fixed_id)
+            items.append(_Item("job", j.id, j.job_number, changed, desired, t,
                                self._in_scope(t, changed), parent_st_id=j.project_id, job=j))
         await self._check(items)
 

@@ -238,6 +238,7 @@ class ReconcileService:
                 "pages": outcome.pages,
                 "records_read": outcome.records_read,
                 "auto_sync_on": bool(tenant and tenant.auto_sync_on),
+                "projects_compared": config.settings.syncs("project"),
             }
             finished = await self.store.finish_reconcile_run(
                 run.id, status="done", counts=dict(outcome.counts), exceptions=outcome.exceptions,
@@ -333,6 +334,7 @@ class ReconcileService:
             outside_oldest=None if outside.oldest_us is None else from_us(outside.oldest_us),
             outside_newest=None if outside.newest_us is None else from_us(outside.newest_us),
             auto_sync_on=bool(run.summary.get("auto_sync_on", True)),
+            projects_compared=bool(run.summary.get("projects_compared", True)),
         )
 
 

@@ -92,6 +92,12 @@ class Tracked:
     intacct_project_id: str
     last_error: dict[str, Any] | None
     state_changed_at: datetime
+    intacct_confirmed: bool = False  # Intacct has `intacct_project_id`: the record is compared under it
+
+    @property
+    def fixed_id(self) -> str | None:
+        """The PROJECTID the record keeps whatever the templates render now (None: not in Intacct yet)."""
+        return self.intacct_project_id if self.intacct_confirmed else None
 
     @classmethod
     def from_row(cls, row: Row) -> Tracked:
@@ -101,7 +107,7 @@ class Tracked:
             customer_name=row["st_customer_name"], active=row["st_active"], desired_hash=row["desired_hash"],
             intacct_project_id=row["intacct_project_id"],
             last_error=json.loads(error) if isinstance(error, str) else error,
-            state_changed_at=row["state_changed_at"],
+            state_changed_at=row["state_changed_at"], intacct_confirmed=bool(row["intacct_confirmed"]),
         )
 
 

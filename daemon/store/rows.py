@@ -86,6 +86,7 @@ class Record:
     lease_owner: str | None
     lease_expires_at: datetime | None
     claim_id: uuid.UUID | None
+    intacct_confirmed: bool  # Intacct created or was found to hold `intacct_project_id`: it is fixed
     created_at: datetime
     updated_at: datetime
     state_changed_at: datetime
@@ -148,6 +149,7 @@ class Synced:
     fields: dict[str, str | None]
     record_no: int | None
     reason: str = "synced"
+    in_intacct: bool = True  # False: settled without Intacct holding it (inactive, never created)
 
 
 @dataclass(frozen=True)

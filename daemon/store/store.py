@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,8 @@ from daemon.store.rows import (
 from daemon.store.runs import ReconcileRunsStore
 from statemachine import State, Trigger, next_state, source_values
 from statemachine.coalesce import Action, Stored, on_facts
+from statemachine.identity import keep_identity
+from statemachine.order import PARENT_ERROR_CLASS
 
 Q = queries()
 
@@ -86,14 +89,17 @@ class Store(ReconcileRunsStore, PagesStore):
         *,
         cursor: tuple[str, str] | None = None,
         only_tracked: Sequence[RecordKey] = (),
+        jobs_of: Sequence[int] = (),
+        derive_jobs: Callable[[Sequence[Record]], Sequence[RecordUpsert]] | None = None,
     ) -> UpsertResult:
         """Store a page of ST facts (and the feed cursor after it) in one transaction.
 
         Keys in `only_tracked` are updated if already stored but never inserted: the feed's rows
-        from before the activation time matter only for records something else asked for.
+        from before the activation time matter only for records something else asked for. The jobs
+        of the projects `jobs_of` are derived again (`derive_jobs`) and stored in the same
+        transaction: a page whose cursor is stored has had its jobs refreshed too.
         """
         result = UpsertResult()
-        skip_insert = set(only_tracked)
         by_key: dict[RecordKey, RecordUpsert] = {}
         for row in rows:  # a page may repeat a record: the newest modifiedOn wins
             prev = by_key.get(row.key)
@@ -101,50 +107,20 @@ class Store(ReconcileRunsStore, PagesStore):
                 prev.modified_on or datetime.min.replace(tzinfo=UTC)
             ):
                 by_key[row.key] = row
+        history: list[tuple[RecordKey, str | None, str, str]] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            kinds, ids = _keys(by_key)
-            stored = {
-                RecordKey(r["kind"], r["st_id"]): Stored(
-                    State(r["state"]), r["desired_hash"], r["synced_hash"], r["st_modified_on"]
-                )
-                for r in await conn.fetch(Q["lock_records"], self.tenant_id, kinds, ids)
-            }
-            inserts: list[RecordUpsert] = []
-            updates: list[tuple[RecordUpsert, State]] = []
-            history: list[tuple[RecordKey, str | None, str, str]] = []
-            for key, row in by_key.items():
-                decision = on_facts(stored.get(key), row.desired.digest(), row.modified_on)
-                if decision.action is Action.INSERT:
-                    if key in skip_insert:
-                        result.ignored.append(key)
-                    else:
-                        inserts.append(row)
-                elif decision.action is Action.UPDATE:
-                    old = stored[key].state
-                    if decision.trigger is not None:
-                        next_state(old, decision.trigger)  # refuses a move the table forbids
-                        history.append((key, old.value, decision.state.value, decision.reason))
-                        result.requeued.append(key)
-                    else:
-                        result.updated.append(key)
-                    updates.append((row, decision.state))
-                else:
-                    result.ignored.append(key)
-            if inserts:
-                done = await conn.fetch(Q["insert_records"], self.tenant_id, *self._columns(inserts))
-                for r in done:
-                    key = RecordKey(r["kind"], r["st_id"])
-                    result.inserted.append(key)
-                    history.append((key, None, State.PENDING.value, "new in ServiceTitan"))
-                # A concurrent insert of the same key (another HTTP request) won: nothing is lost,
-                # the row exists with facts at least as new; this page's copy is dropped.
-            if updates:
-                await conn.execute(
-                    Q["update_records"],
-                    self.tenant_id,
-                    *self._columns([u for u, _ in updates]),
-                    [s.value for _, s in updates],
-                )
+            lost = await self._upsert_rows(conn, by_key, set(only_tracked), result, history)
+            if lost:
+                # A concurrent first insert of the same key (an ensure and a poll at once) won the
+                # race: now that its row exists, this page's facts are applied to it like any update,
+                # so the newest ServiceTitan data is kept whichever insert came first.
+                await self._upsert_rows(conn, {k: by_key[k] for k in lost}, set(), result, history)
+            if jobs_of and derive_jobs is not None:
+                jobs = [Record.from_row(r) for r in await conn.fetch(Q["jobs_of_projects"], self.tenant_id,
+                                                                     list(jobs_of))]
+                derived = {row.key: row for row in derive_jobs(jobs)}
+                if derived:
+                    await self._upsert_rows(conn, derived, set(), result, history)
             await self._history(conn, history)
             if cursor is not None:
                 await conn.execute(Q["set_cursor"], self.tenant_id, cursor[0], cursor[1])
@@ -152,6 +128,65 @@ class Store(ReconcileRunsStore, PagesStore):
                 await conn.execute(Q["notify"], self.channel, "enqueue")
         self._emit([Transition(key, old, new, reason) for key, old, new, reason in history])
         return result
+
+    async def _upsert_rows(
+        self,
+        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+        by_key: dict[RecordKey, RecordUpsert],
+        skip_insert: set[RecordKey],
+        result: UpsertResult,
+        history: list[tuple[RecordKey, str | None, str, str]],
+    ) -> list[RecordKey]:
+        """Insert or update these rows (locked, decided by the state machine); returns the inserts lost
+        to a concurrent insert of the same key."""
+        kinds, ids = _keys(by_key)
+        locked = {RecordKey(r["kind"], r["st_id"]): r
+                  for r in await conn.fetch(Q["lock_records"], self.tenant_id, kinds, ids)}
+        inserts: list[RecordUpsert] = []
+        updates: list[tuple[RecordUpsert, State]] = []
+        for key, row in by_key.items():
+            found = locked.get(key)
+            if found is not None and found["intacct_confirmed"]:
+                # Intacct has this record under its stored PROJECTID: that stays, whatever the template
+                # or ServiceTitan's number now render.
+                row = replace(row, desired=keep_identity(row.desired, found["intacct_project_id"]))
+            stored = None if found is None else Stored(
+                State(found["state"]), found["desired_hash"], found["synced_hash"], found["st_modified_on"])
+            decision = on_facts(stored, row.desired.digest(), row.modified_on)
+            if decision.action is Action.INSERT:
+                if key in skip_insert:
+                    result.ignored.append(key)
+                else:
+                    inserts.append(row)
+            elif decision.action is Action.UPDATE:
+                assert stored is not None  # only stored records are updated
+                if decision.trigger is not None:
+                    next_state(stored.state, decision.trigger)  # refuses a move the table forbids
+                    history.append((key, stored.state.value, decision.state.value, decision.reason))
+                    result.requeued.append(key)
+                else:
+                    result.updated.append(key)
+                updates.append((row, decision.state))
+            else:
+                result.ignored.append(key)
+        lost: list[RecordKey] = []
+        if inserts:
+            done = {RecordKey(r["kind"], r["st_id"])
+                    for r in await conn.fetch(Q["insert_records"], self.tenant_id, *self._columns(inserts))}
+            for row in inserts:
+                if row.key in done:
+                    result.inserted.append(row.key)
+                    history.append((row.key, None, State.PENDING.value, "new in ServiceTitan"))
+                else:
+                    lost.append(row.key)
+        if updates:
+            await conn.execute(
+                Q["update_records"],
+                self.tenant_id,
+                *self._columns([u for u, _ in updates]),
+                [s.value for _, s in updates],
+            )
+        return lost
 
     @staticmethod
     def _columns(rows: Sequence[RecordUpsert]) -> list[list[Any]]:
@@ -195,22 +230,25 @@ class Store(ReconcileRunsStore, PagesStore):
     # ---- claims ---------------------------------------------------------------------------------
 
     async def claim_batch(
-        self, owner: str, limit: int, lease: timedelta, *, only: Sequence[RecordKey] | None = None
+        self, owner: str, limit: int, lease: timedelta, *, only: Sequence[RecordKey] | None = None,
+        projects: bool = True,
     ) -> list[Record]:
         """Lease up to `limit` ready records: projects first, then jobs whose parent exists.
 
-        `only` restricts the claim to these keys (export gating syncs them inline).
+        `only` restricts the claim to these keys (export gating syncs them inline); `projects=False`
+        leaves projects out (parent mapping off: nothing goes to Intacct for them).
         """
         claim_id = uuid.uuid4()
         seconds = lease.total_seconds()
-        projects = jobs = None
+        jobs = None
         if only is not None:
-            projects = [k.st_id for k in only if k.kind == "project"]
+            project_ids = [k.st_id for k in only if k.kind == "project"]
             jobs = [k.st_id for k in only if k.kind == "job"]
+        else:
+            project_ids = None
         async with self.pool.acquire() as conn, conn.transaction():
-            rows = list(
-                await conn.fetch(Q["claim_projects"], self.tenant_id, limit, owner, seconds, claim_id, projects)
-            )
+            rows = list(await conn.fetch(Q["claim_projects"], self.tenant_id, limit, owner, seconds, claim_id,
+                                         project_ids, projects))
             if len(rows) < limit:
                 rows += await conn.fetch(
                     Q["claim_jobs"], self.tenant_id, limit - len(rows), owner, seconds, claim_id, jobs
@@ -249,12 +287,19 @@ class Store(ReconcileRunsStore, PagesStore):
 
     # ---- results --------------------------------------------------------------------------------
 
-    async def mark_synced(self, owner: str, results: Sequence[Synced]) -> dict[RecordKey, State]:
-        """Claims that succeeded; returns the state each landed in (pending if changed meanwhile)."""
+    async def mark_synced(self, owner: str, results: Sequence[Synced],
+                          claims: Mapping[RecordKey, uuid.UUID | None]) -> dict[RecordKey, State]:
+        """Claims that succeeded; returns the state each landed in (pending if changed meanwhile).
+
+        `claims` holds the claim id each result belongs to: a result lands only on that very claim,
+        never on a later claim of the same record. Jobs that failed for a project now in Intacct go
+        back to pending in the same statement.
+        """
         if not results:
             return {}
-        next_state(State.SYNCING, Trigger.SUCCEED)  # the one move the SQL below makes (guarded by its CAS)
-        async with self.pool.acquire() as conn:
+        next_state(State.SYNCING, Trigger.SUCCEED)  # the moves the SQL below makes (guarded by its CAS)
+        next_state(State.FAILED, Trigger.PARENT_SYNCED)
+        async with self.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 Q["mark_synced"],
                 self.tenant_id,
@@ -265,13 +310,24 @@ class Store(ReconcileRunsStore, PagesStore):
                 [json.dumps(r.fields, ensure_ascii=False) for r in results],
                 [r.record_no for r in results],
                 [r.reason for r in results],
+                [claims.get(r.key) for r in results],
+                [r.in_intacct for r in results],
+                PARENT_ERROR_CLASS,
+                "parent project synced",
             )
-        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "syncing", r["state"], r["reason"])
+            if any(r["from_state"] == State.FAILED.value for r in rows):
+                await conn.execute(Q["notify"], self.channel, "parent_synced")
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), r["from_state"], r["state"], r["reason"])
                     for r in rows])
-        return {RecordKey(r["kind"], r["st_id"]): State(r["state"]) for r in rows}
+        return {RecordKey(r["kind"], r["st_id"]): State(r["state"]) for r in rows
+                if r["from_state"] == State.SYNCING.value}
 
-    async def finish(self, owner: str, results: Sequence[Finished]) -> dict[RecordKey, State]:
-        """Claims that end otherwise than synced; each target state is checked against the table."""
+    async def finish(self, owner: str, results: Sequence[Finished],
+                     claims: Mapping[RecordKey, uuid.UUID | None]) -> dict[RecordKey, State]:
+        """Claims that end otherwise than synced; each target state is checked against the table.
+
+        Like `mark_synced`, each result lands only on the claim (`claims`) that produced it.
+        """
         if not results:
             return {}
         allowed = {next_state(State.SYNCING, t) for t in (Trigger.RETRY_LATER, Trigger.FAIL,
@@ -293,6 +349,8 @@ class Store(ReconcileRunsStore, PagesStore):
                 [1 if r.refund_attempt else 0 for r in results],
                 [r.verify_first for r in results],
                 [r.sent_hash for r in results],
+                [claims.get(r.key) for r in results],
+                PARENT_ERROR_CLASS,
             )
         self._emit([
             Transition(RecordKey(r["kind"], r["st_id"]), "syncing", r["state"], r["reason"],
@@ -307,7 +365,7 @@ class Store(ReconcileRunsStore, PagesStore):
             Finished(r.key, State.PENDING, "released at shutdown", r.desired_hash,
                      refund_attempt=not verify_first, verify_first=verify_first)
             for r in records
-        ])
+        ], {r.key: r.claim_id for r in records})
         return len(done)
 
     # ---- connection state -----------------------------------------------------------------------
@@ -400,6 +458,12 @@ class Store(ReconcileRunsStore, PagesStore):
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["get_projects_by_st_ids"], self.tenant_id, list(st_ids))
         return {r["st_id"]: Record.from_row(r) for r in rows}
+
+    async def records_after(self, after: tuple[str, int], limit: int) -> list[Record]:
+        """Every tracked record, a page at a time in key order (`after`: the last key of the previous page)."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["records_after"], self.tenant_id, after[0], after[1], limit)
+        return [Record.from_row(r) for r in rows]
 
     async def jobs_of_projects(self, project_ids: Sequence[int]) -> list[Record]:
         async with self.pool.acquire() as conn:

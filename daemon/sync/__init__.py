@@ -9,9 +9,9 @@ from daemon.sync.ingest import Ingestor
 from daemon.sync.intacct import IntacctConnection
 from daemon.sync.poller import Poller
 from daemon.sync.waiters import StateWaiters
-from daemon.sync.workers import WorkerPool
+from daemon.sync.workers import WorkerPool, leases_renewed
 
 __all__ = [
     "ConnectionMonitor", "ERROR", "ExportGate", "Ingestor", "IntacctConnection", "OK", "PRIORITY", "Poller",
-    "StateWaiters", "SyncEngine", "WorkerPool", "error_text", "project_fields",
+    "StateWaiters", "SyncEngine", "WorkerPool", "error_text", "leases_renewed", "project_fields",
 ]

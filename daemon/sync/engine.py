@@ -21,6 +21,8 @@ from daemon.store import Finished, Record, RecordKey, Store, Synced
 from daemon.sync.health import ConnectionMonitor, safe_error
 from statemachine import RetryPolicy, State, Trigger
 from statemachine.desired import changed_fields
+from statemachine.identity import same_project
+from statemachine.order import Go, Parent, parent_verdict
 
 log = logs.get("st_intacct_sync.sync")
 MAX_ROUNDS = 4  # create → exists → read → update is the longest legitimate chain
@@ -94,7 +96,7 @@ class SyncEngine:
         self._working |= keys
         try:
             out = _Outcomes(projects={r.key: r.intacct_project_id for r in records if r.kind == "project"})
-            plans = await self._initial_plans(list(records), out, priority)
+            plans = await self._initial_plans(await self._in_order(list(records), out), out, priority)
             for _ in range(MAX_ROUNDS):
                 if not plans:
                     break
@@ -103,8 +105,9 @@ class SyncEngine:
                 self._transient(out, plan, {"class": "transient", "errorno": None,
                                             "description": "no stable answer from Intacct", "description2": None,
                                             "correction": None})
-            landed = await self.store.mark_synced(self.owner, out.synced)
-            landed.update(await self.store.finish(self.owner, out.finished))
+            claims = {r.key: r.claim_id for r in records}
+            landed = await self.store.mark_synced(self.owner, out.synced, claims)
+            landed.update(await self.store.finish(self.owner, out.finished, claims))
         finally:
             self._working -= keys
         lost = {r.key for r in records} - set(landed)
@@ -115,8 +118,41 @@ class SyncEngine:
 
     # ---- planning ------------------------------------------------------------------------------
 
+    async def _in_order(self, records: list[Record], out: _Outcomes) -> list[Record]:
+        """The records that may go now; jobs whose parent (not in this batch) cannot come fail for it.
+
+        The claim hands out jobs whose parent is in Intacct, and also those whose parent is
+        `failed` or settled outside Intacct: these must not wait silently, so they end here with
+        an error that names the parent (and go back to pending by themselves when it syncs).
+        """
+        in_batch = set(out.projects.values())
+        outside = [r for r in records if r.kind == "job" and r.parent_project_id is not None
+                   and r.parent_project_id not in in_batch]
+        if not outside:
+            return records
+        parents = await self.store.projects(sorted({r.st_project_id for r in outside if r.st_project_id is not None}))
+        held = set()
+        for r in outside:
+            p = parents.get(r.st_project_id) if r.st_project_id is not None else None
+            have = (p.synced_fields or {}).get("PROJECTID") if p is not None else None
+            verdict = parent_verdict(r.parent_project_id, None if p is None else Parent(
+                have or p.intacct_project_id, p.state, in_intacct=have is not None, active=p.st_active,
+                error=p.last_error))
+            if verdict.go is Go.FAIL:
+                out.finished.append(Finished(r.key, State.FAILED, verdict.reason, r.desired_hash, error=verdict.error))
+            elif verdict.go is Go.WAIT:  # the parent moved since the claim picked the job: it waits again
+                out.finished.append(Finished(r.key, State.PENDING, verdict.reason, r.desired_hash, delay_s=1.0,
+                                             refund_attempt=True))
+            else:
+                continue
+            held.add(r.key)
+        return [r for r in records if r.key not in held]
+
     async def _initial_plans(self, records: list[Record], out: _Outcomes, priority: bool) -> list[_Plan]:
-        to_read = [r for r in records if r.verify_first or (self._inactive(r) and r.synced_fields is None)]
+        # Read first: an outcome unknown, an inactive record that may not be in Intacct, or a record
+        # last seen under another PROJECTID (Intacct has not confirmed the one it is to have).
+        to_read = [r for r in records if r.verify_first or (self._inactive(r) and r.synced_fields is None)
+                   or (r.synced_fields is not None and not same_project(r.desired, r.synced_fields))]
         plans: list[_Plan] = []
         if to_read:
             plans += await self._plans_after_read([_Plan(r, "read") for r in to_read], out, priority)
@@ -134,6 +170,8 @@ class SyncEngine:
     def _update_or_done(r: Record, have: dict[str, str | None], record_no: int | None, agreed: str,
                         out: _Outcomes) -> list[_Plan]:
         """An update of what differs between the desired fields and Intacct's `have`; none if they agree."""
+        if not same_project(r.desired, have):  # another project: never "in sync" under its PROJECTID
+            return [SyncEngine._create(r)]
         diff = changed_fields(r.desired, have)
         if diff:
             return [_Plan(r, "update", diff)]
@@ -162,8 +200,9 @@ class SyncEngine:
             actual = found.get(plan.project_id)
             if actual is None:
                 if self._inactive(r):
+                    # Settled, but not recorded as existing: Intacct never said it has it.
                     out.synced.append(Synced(r.key, r.desired_hash, r.desired, None,
-                                             "inactive in ServiceTitan: not created in Intacct"))
+                                             "inactive in ServiceTitan: not created in Intacct", in_intacct=False))
                 else:
                     plans.append(self._create(r))
                 continue
@@ -209,9 +248,23 @@ class SyncEngine:
             elif parent in in_play:
                 follow.append(plan)
             else:
-                out.finished.append(Finished(r.key, State.PENDING, f"waiting for parent project {parent}",
-                                             r.desired_hash, delay_s=1.0, refund_attempt=True))
+                self._parent_unsettled(out, r)
         return ready
+
+    @staticmethod
+    def _parent_unsettled(out: _Outcomes, r: Record, error: dict[str, Any] | None = None) -> None:
+        """A job whose parent travelled in this batch and did not land: it fails with the parent if the
+        parent failed (never a silent wait), else waits for it."""
+        keys = {pid: key for key, pid in out.projects.items()}
+        parent_key = keys.get(r.parent_project_id or "")
+        failed = next((f for f in out.finished if f.key == parent_key and f.to_state is State.FAILED), None)
+        if failed is not None and r.parent_project_id is not None:
+            verdict = parent_verdict(r.parent_project_id, Parent(r.parent_project_id, State.FAILED, in_intacct=False,
+                                                                 error=failed.error))
+            out.finished.append(Finished(r.key, State.FAILED, verdict.reason, r.desired_hash, error=verdict.error))
+            return
+        out.finished.append(Finished(r.key, State.PENDING, f"waiting for parent project {r.parent_project_id}",
+                                     r.desired_hash, error=error, delay_s=1.0, refund_attempt=True))
 
     async def _send(self, plans: list[_Plan], out: _Outcomes, priority: bool) -> list[_Plan]:
         functions = [self._function(p, i) for i, p in enumerate(plans)]
@@ -259,9 +312,8 @@ class SyncEngine:
             self._transient(out, plan, error)
         elif r.kind == "job" and r.parent_project_id in unsettled_parents:
             # Its parent travelled in the same request and did not land: the refusal says nothing
-            # about the job itself, which waits for the parent like any other.
-            out.finished.append(Finished(r.key, State.PENDING, f"waiting for parent project {r.parent_project_id}",
-                                         r.desired_hash, error=error, delay_s=1.0, refund_attempt=True))
+            # about the job itself, which follows its parent (failed with it, or waiting for it).
+            self._parent_unsettled(out, r, error)
         else:
             out.finished.append(Finished(r.key, State.FAILED, "refused by Intacct", r.desired_hash, error=error))
         return []
@@ -300,11 +352,11 @@ class SyncEngine:
                 # Not the record's fault: it waits, without spending an attempt, for the connection.
                 out.finished.append(Finished(r.key, State.BLOCKED, "connection error", r.desired_hash,
                                              error=error, refund_attempt=True,
-                                             verify_first=getattr(exc, "outcome_unknown", False)
-                                             and plan.op == "create"))
+                                             verify_first=getattr(exc, "outcome_unknown", False)))
             elif isinstance(exc, TransientError):
-                # A lost answer may hide a create that landed: read before creating again.
-                self._transient(out, plan, error, verify=exc.outcome_unknown and plan.op == "create",
+                # A lost answer may hide a write that landed: read back before writing (or declaring
+                # the record in sync) again; a create may exist, an update may hold the other value.
+                self._transient(out, plan, error, verify=exc.outcome_unknown,
                                 retry_after=exc.retry_after, charge=exc.outcome_unknown)
             else:
                 out.finished.append(Finished(r.key, State.FAILED, "refused by Intacct", r.desired_hash,

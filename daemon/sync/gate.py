@@ -7,6 +7,7 @@ through the same engine the workers use (and the same per-company request cap).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -85,15 +86,26 @@ class ExportGate:
     async def ensure(self, keys: Sequence[RecordKey], timeout: float) -> EnsureOutcome:
         """Sync `keys` now (with their parents) and report their states."""
         keys = list(dict.fromkeys(keys))
-        if not self._config().settings.enable_intacct_projects:
+        settings = self._config().settings
+        if not settings.enable_intacct_projects:
             return EnsureOutcome(409, [EnsureResult(k, "disabled", None, "Intacct projects are disabled")
                                        for k in keys], "settings.enable_intacct_projects is off")
+        if not settings.syncs("project") and any(k.kind == "project" for k in keys):
+            off = "parent project mapping is off: ServiceTitan projects are not synced to Intacct"
+            return EnsureOutcome(409, [EnsureResult(k, "disabled" if k.kind == "project" else "unknown", None,
+                                                    off if k.kind == "project" else None) for k in keys],
+                                 "settings.enable_parent_project_mapping is off")
+        # `timeout` bounds the whole call, reading ServiceTitan included.
         deadline = time.monotonic() + timeout
         records = await self.store.get_many(keys)
         stale = [k for k in keys if k not in records or not records[k].up_to_date]
         if stale:
             try:
-                report = await self.ingestor.fetch(stale, priority=PRIORITY)
+                async with asyncio.timeout(timeout):
+                    report = await self.ingestor.fetch(stale, priority=PRIORITY)
+            except TimeoutError:
+                return self._outcome(keys, await self.store.get_many(keys),
+                                     "ServiceTitan did not answer within timeout_s")
             except AdapterError as exc:
                 await self.servicetitan_monitor.failed(exc)
                 return EnsureOutcome(503, [EnsureResult(k, "unknown", None, safe_error(exc)["description"])
@@ -125,8 +137,10 @@ class ExportGate:
             if not boosted:
                 await self.store.raise_priority(wanted, PRIORITY)
                 boosted = True
+            config = self._config()
             claimed = await self.store.claim_batch(
-                self.engine.owner, max(len(wanted), 1), self._config().sync.lease, only=wanted
+                self.engine.owner, max(len(wanted), 1), config.sync.lease, only=wanted,
+                projects=config.settings.syncs("project"),
             )
             if claimed:
                 await self.engine.process(claimed, priority=True)
@@ -146,21 +160,27 @@ class ExportGate:
         return wanted
 
     @staticmethod
-    def _outcome(keys: list[RecordKey], records: dict[RecordKey, Record]) -> EnsureOutcome:
+    def _outcome(keys: list[RecordKey], records: dict[RecordKey, Record], message: str | None = None
+                 ) -> EnsureOutcome:
         results = []
+        absent = False  # synced without being in Intacct (inactive in ServiceTitan, never created)
         for k in keys:
             r = records.get(k)
             if r is None:
                 results.append(EnsureResult(k, "unknown", None, "not tracked"))
+            elif r.state is State.SYNCED and r.synced_fields is None:
+                absent = True
+                results.append(EnsureResult(k, r.state.value, r.intacct_project_id,
+                                            "inactive in ServiceTitan: not in Intacct"))
             else:
                 error = error_text(r.last_error) if r.state is not State.SYNCED else None
                 results.append(EnsureResult(k, r.state.value, r.intacct_project_id, error))
         states = {r.state for r in results}
-        if states == {State.SYNCED.value}:
+        if states == {State.SYNCED.value} and not absent:
             status = 200
-        elif State.FAILED.value in states:
+        elif State.FAILED.value in states or (absent and states == {State.SYNCED.value}):
             status = 409
         else:
             status = 503
-        return EnsureOutcome(status, results)
+        return EnsureOutcome(status, results, message)
 

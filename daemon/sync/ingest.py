@@ -9,7 +9,7 @@ activation time, because a dependency is not retroactive sync.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from adapters.errors import NotFoundError
@@ -38,7 +38,21 @@ def _project_facts(p: Project, customer_name: str | None) -> ProjectFacts:
 
 
 def _facts_of_record(r: Record) -> ProjectFacts:
-    return ProjectFacts(r.st_id, r.st_number or "", r.st_name, r.st_customer_id, r.st_customer_name, r.st_active)
+    return ProjectFacts(r.st_id, r.st_number or "", r.st_name, r.st_customer_id, r.st_customer_name, r.st_active,
+                        intacct_project_id=r.intacct_project_id if r.intacct_confirmed else None)
+
+
+def _job_facts(r: Record) -> JobFacts:
+    return JobFacts(r.st_id, r.st_number or "", r.st_project_id, r.st_customer_id, r.st_customer_name, r.st_active)
+
+
+@dataclass
+class RederiveReport:
+    """What recomputing the desired fields of every tracked record did (after a settings change)."""
+
+    records: int = 0
+    requeued: int = 0  # their Intacct project must change: pending again
+    kept_id: int = 0  # in Intacct already: they keep their PROJECTID whatever the templates render now
 
 
 class Ingestor:
@@ -83,47 +97,93 @@ class Ingestor:
         activation: datetime | None = None,
         cursor: tuple[str, str] | None = None,
     ) -> IngestReport:
-        """Store ST projects (and the feed cursor after them)."""
+        """Store ST projects (and the feed cursor after them), with the jobs that render them.
+
+        Parent mapping off: projects are not stored at all (nothing goes to Intacct for them); the
+        page still refreshes the jobs whose templates render a project's number or name.
+        """
         report = IngestReport()
-        only_tracked, report.skipped, keep = await self._filter(projects, "project", activation)
-        kept = [p for p in projects if p.id in keep]
         config = self._config()
+        synced = config.settings.syncs("project")
+        if synced:
+            only_tracked, report.skipped, keep = await self._filter(projects, "project", activation)
+        else:
+            only_tracked, keep = [], {p.id for p in projects}
+        kept = [p for p in projects if p.id in keep]
         names = await self._customer_names({p.customer_id for p in kept})
         before = await self.store.projects([p.id for p in kept]) if kept else {}
         rows = []
+        parents: dict[int, ProjectFacts] = {}
         for p in kept:
+            prior = before.get(p.id)
             facts = _project_facts(p, names.get(p.customer_id) if p.customer_id is not None else None)
-            rows.append(RecordUpsert(
-                "project", p.id, p.number, p.name, p.customer_id, facts.customer_name, None, p.active,
-                p.created_on, p.modified_on, desired_for_project(facts, config.settings, config.mapping), priority,
-            ))
-        report.result = await self.store.upsert(rows, cursor=cursor, only_tracked=only_tracked)
-        # Jobs render their project's number (PARENTID) and maybe its name: follow those changes.
-        changed = [p for p in kept if p.id in before
-                   and (before[p.id].st_number, before[p.id].st_name) != (p.number, p.name)]
-        if changed:
-            await self._refresh_jobs_of(changed, names)
+            if prior is not None and prior.intacct_confirmed:
+                facts = replace(facts, intacct_project_id=prior.intacct_project_id)
+            if synced:
+                rows.append(RecordUpsert(
+                    "project", p.id, p.number, p.name, p.customer_id, facts.customer_name, None, p.active,
+                    p.created_on, p.modified_on, desired_for_project(facts, config.settings, config.mapping),
+                    priority,
+                ))
+            # Jobs render their project's number (PARENTID) and maybe its name: follow those changes.
+            if (prior is not None and (prior.st_number, prior.st_name) != (p.number, p.name)) or (
+                    prior is None and not synced and self._jobs_render_projects()):
+                parents[p.id] = facts
+        # One transaction with the page and its cursor: the refresh cannot be lost in between.
+        report.result = await self.store.upsert(
+            rows, cursor=cursor, only_tracked=only_tracked, jobs_of=list(parents),
+            derive_jobs=lambda jobs: self._job_rows(jobs, parents))
         return report
 
-    async def _refresh_jobs_of(self, projects: Sequence[Project], names: dict[int, str]) -> None:
+    def _jobs_render_projects(self) -> bool:
+        m = self._config().mapping
+        return any(placeholders(t) & {"project_number", "project_name"} for t in (m.job_project_id, m.job_project_name))
+
+    def _job_rows(self, jobs: Sequence[Record], parents: dict[int, ProjectFacts]) -> list[RecordUpsert]:
+        """Stored jobs with their desired fields derived again (from the given or stored parents)."""
         config = self._config()
-        parents = {
-            p.id: _project_facts(p, names.get(p.customer_id) if p.customer_id is not None else None)
-            for p in projects
-        }
         rows = []
-        for job in await self.store.jobs_of_projects(list(parents)):
-            facts = JobFacts(job.st_id, job.st_number or "", job.st_project_id, job.st_customer_id,
-                             job.st_customer_name, job.st_active)
+        for job in jobs:
             parent = parents.get(job.st_project_id) if job.st_project_id is not None else None
             rows.append(RecordUpsert(
                 "job", job.st_id, job.st_number, job.st_name, job.st_customer_id, job.st_customer_name,
                 job.st_project_id, job.st_active, job.st_created_on, job.st_modified_on,
-                desired_for_job(facts, parent, config.settings, config.mapping), job.priority,
+                desired_for_job(_job_facts(job), parent, config.settings, config.mapping), 0,
             ))
-        if rows:
-            result = await self.store.upsert(rows)
-            log.info("jobs_follow_project_change", projects=len(parents), requeued=len(result.requeued))
+        return rows
+
+    async def rederive(self, page_size: int = 1000) -> RederiveReport:
+        """Recompute every tracked record's desired fields from its stored facts (settings or templates
+        changed): what changes goes back to pending; records Intacct has keep their PROJECTID.
+
+        Only stored facts are used: a job whose project is not tracked (parent mapping was off)
+        gets its PARENTID when ServiceTitan changes it, or from a reconciliation repair.
+        """
+        config = self._config()
+        report = RederiveReport()
+        after: tuple[str, int] = ("", 0)
+        while page := await self.store.records_after(after, page_size):
+            after = (page[-1].kind, page[-1].st_id)
+            jobs = [r for r in page if r.kind == "job"]
+            parents = {pid: _facts_of_record(r) for pid, r in (await self.store.projects(
+                sorted({j.st_project_id for j in jobs if j.st_project_id is not None}))).items()}
+            if self._jobs_render_projects():
+                # A job whose project is not tracked would render it empty: it keeps what it has.
+                jobs = [j for j in jobs if j.st_project_id is None or j.st_project_id in parents]
+            rows = self._job_rows(jobs, parents)
+            if config.settings.syncs("project"):
+                rows += [RecordUpsert(
+                    "project", r.st_id, r.st_number, r.st_name, r.st_customer_id, r.st_customer_name, None,
+                    r.st_active, r.st_created_on, r.st_modified_on,
+                    desired_for_project(replace(_facts_of_record(r), intacct_project_id=None), config.settings,
+                                        config.mapping), 0)
+                    for r in page if r.kind == "project"]
+            stored = {r.key: r for r in page}
+            report.records += len(rows)
+            report.kept_id += sum(1 for row in rows if stored[row.key].intacct_confirmed
+                                  and row.desired.project_id != stored[row.key].intacct_project_id)
+            report.requeued += len((await self.store.upsert(rows)).requeued)
+        return report
 
     async def jobs(
         self,
@@ -159,6 +219,13 @@ class Ingestor:
         known = await self.store.projects(sorted(ids))
         facts = {pid: _facts_of_record(r) for pid, r in known.items()}
         missing = sorted(ids - set(known))
+        if missing and not self._config().settings.syncs("project"):
+            # Parent mapping off: the project is never stored or sent; its facts are read only when a
+            # job template renders them.
+            if self._jobs_render_projects():
+                for p in await self.st.get_projects(missing):
+                    facts[p.id] = _project_facts(p, None)
+            return facts
         if missing:
             fetched = await self.st.get_projects(missing)
             if fetched:

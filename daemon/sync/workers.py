@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -23,6 +23,35 @@ from daemon.sync.health import ConnectionMonitor
 log = logs.get("st_intacct_sync.workers")
 
 FALLBACK_POLL = 5.0  # seconds between claims when no NOTIFY arrives (lost notifications, other replicas)
+# The least an idle worker waits between two claims that found nothing, whatever `next_due` says: a
+# record due but not claimable (its job waits for a parent on its way) keeps `next_due` in the past,
+# and every worker of every replica would otherwise query the database many times a second.
+IDLE_MIN = 1.0
+
+
+async def _renew(store: Store, engine: SyncEngine, lease: Callable[[], timedelta]) -> None:
+    while True:
+        await asyncio.sleep(max(0.2, lease().total_seconds() / 3))
+        try:
+            await store.renew_leases(engine.owner, lease(), engine.working_on())
+        except DB_ERRORS as exc:
+            log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def leases_renewed(store: Store, engine: SyncEngine, lease: Callable[[], timedelta]) -> AsyncIterator[None]:
+    """Renew the engine's claims every third of a lease while the body runs.
+
+    For one-shot commands (`sync`), which have no worker pool: without it, a claim outliving its
+    lease (a slow Intacct) is swept by a running daemon and synced twice over.
+    """
+    task = asyncio.create_task(_renew(store, engine, lease), name="lease-heartbeat")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class WorkerPool:
@@ -61,7 +90,7 @@ class WorkerPool:
                 continue
             try:
                 batch = await self.store.claim_batch(self.engine.owner, await self._claim_size(config),
-                                                     config.sync.lease)
+                                                     config.sync.lease, projects=config.settings.syncs("project"))
             except DB_ERRORS as exc:
                 log.warning("claim_failed", worker=index, error=f"{type(exc).__name__}: {exc}")
                 await self._idle(1.0)
@@ -112,7 +141,7 @@ class WorkerPool:
             return FALLBACK_POLL
         if due is None:
             return FALLBACK_POLL
-        return max(0.05, min(FALLBACK_POLL, (due - datetime.now(UTC)).total_seconds()))
+        return max(IDLE_MIN, min(FALLBACK_POLL, (due - datetime.now(UTC)).total_seconds()))
 
     async def _idle(self, seconds: float) -> None:
         self.wakeup.clear()

@@ -40,7 +40,7 @@ async def sync_ok(store: Store, owner: str, keys: list[RecordKey]) -> None:
     records = await store.get_many(keys)
     await store.mark_synced(owner, [
         Synced(k, records[k].desired_hash, records[k].desired, 1000 + i) for i, k in enumerate(keys)
-    ])
+    ], {k: records[k].claim_id for k in keys})
 
 
 async def test_upsert_inserts_pending_with_history(store: Store) -> None:
@@ -165,12 +165,16 @@ async def test_stale_transition_is_refused(store: Store) -> None:
     await store.upsert([job_row(1)])
     [rec] = await store.claim_batch("w1", 10, LEASE)
     # A worker that does not hold the lease cannot finish the claim.
-    assert await store.mark_synced("intruder", [Synced(rec.key, rec.desired_hash, rec.desired, 1)]) == {}
+    assert await store.mark_synced("intruder", [Synced(rec.key, rec.desired_hash, rec.desired, 1)],
+        {rec.key: rec.claim_id}) == {}
     # The holder can, once; a second (replayed) success changes nothing.
-    assert await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)]) == {
+    assert await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)],
+        {rec.key: rec.claim_id}) == {
         rec.key: State.SYNCED}
-    assert await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)]) == {}
-    assert await store.finish("w1", [Finished(rec.key, State.FAILED, "late", rec.desired_hash)]) == {}
+    assert await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)],
+        {rec.key: rec.claim_id}) == {}
+    assert await store.finish("w1", [Finished(rec.key, State.FAILED, "late", rec.desired_hash)],
+        {rec.key: rec.claim_id}) == {}
     final = await store.get(rec.key)
     assert final is not None and final.state is State.SYNCED
 
@@ -179,7 +183,8 @@ async def test_claim_cannot_end_in_a_state_the_table_forbids(store: Store) -> No
     await store.upsert([job_row(1)])
     [rec] = await store.claim_batch("w1", 10, LEASE)
     try:
-        await store.finish("w1", [Finished(rec.key, State.SYNCED, "cheat", rec.desired_hash)])
+        await store.finish("w1", [Finished(rec.key, State.SYNCED, "cheat", rec.desired_hash)],
+        {rec.key: rec.claim_id})
     except ValueError:
         pass
     else:
@@ -190,7 +195,8 @@ async def test_change_while_syncing_goes_back_to_pending(store: Store) -> None:
     await store.upsert([job_row(1, number="a")])
     [rec] = await store.claim_batch("w1", 10, LEASE)
     await store.upsert([job_row(1, number="b", modified=T0 + timedelta(seconds=1))])
-    landed = await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 5)])
+    landed = await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 5)],
+        {rec.key: rec.claim_id})
     assert landed == {rec.key: State.PENDING}
     final = await store.get(rec.key)
     assert final is not None and final.synced_fields == rec.desired and final.desired["PROJECTID"] == "J-b"
@@ -207,7 +213,7 @@ async def test_lease_expiry_returns_to_pending_and_verifies(store: Store, pool: 
         assert rec is not None and rec.state is State.PENDING and rec.verify_first and rec.lease_owner is None
         assert [h.reason for h in await store.history(key)][0] == "lease expired"
     # The dead worker's late answer is refused.
-    assert await store.mark_synced("dead", [Synced(RecordKey("job", 1), "x", {}, 1)]) == {}
+    assert await store.mark_synced("dead", [Synced(RecordKey("job", 1), "x", {}, 1)], {}) == {}
 
 
 async def test_heartbeat_keeps_a_lease_alive(store: Store) -> None:
@@ -227,7 +233,8 @@ async def test_transient_retry_backoff_and_fail(store: Store) -> None:
     error = {"class": "transient", "errorno": None, "description": "HTTP 503", "description2": None,
              "correction": None}
     await store.finish("w1", [Finished(rec.key, State.PENDING, "transient error", rec.desired_hash,
-                                       error=error, delay_s=30)])
+                                       error=error, delay_s=30)],
+        {rec.key: rec.claim_id})
     after = await store.get(rec.key)
     assert after is not None and after.state is State.PENDING and after.attempts == 1
     assert after.next_attempt_at is not None and after.last_error == error
@@ -240,7 +247,8 @@ async def test_permanent_failure_then_operator_retry(store: Store) -> None:
     await store.upsert([job_row(1)])
     [rec] = await store.claim_batch("w1", 10, LEASE)
     await store.finish("w1", [Finished(rec.key, State.FAILED, "permanent error", rec.desired_hash,
-                                       error={"class": "permanent", "errorno": "BL01001973"})])
+                                       error={"class": "permanent", "errorno": "BL01001973"})],
+        {rec.key: rec.claim_id})
     assert (await store.counts())["failed"] == 1
     assert await store.retry_failed([rec.key]) == [rec.key]
     rec2 = await store.get(rec.key)
@@ -252,7 +260,8 @@ async def test_failure_of_outdated_fields_is_moot(store: Store) -> None:
     await store.upsert([job_row(1, number="a")])
     [rec] = await store.claim_batch("w1", 10, LEASE)
     await store.upsert([job_row(1, number="b", modified=T0 + timedelta(seconds=1))])
-    landed = await store.finish("w1", [Finished(rec.key, State.FAILED, "permanent", rec.desired_hash)])
+    landed = await store.finish("w1", [Finished(rec.key, State.FAILED, "permanent", rec.desired_hash)],
+        {rec.key: rec.claim_id})
     assert landed == {rec.key: State.PENDING}
 
 
@@ -262,7 +271,7 @@ async def test_connection_lost_blocks_and_restore_resumes(store: Store) -> None:
     error = {"class": "connection", "errorno": "XL03000006", "description": "Sign-in information is incorrect"}
     # The worker holding a claim blocks its own; the queue is blocked as a whole.
     await store.finish("w1", [Finished(a.key, State.BLOCKED, "connection error", a.desired_hash, error=error,
-                                       refund_attempt=True)])
+                                       refund_attempt=True)], {a.key: a.claim_id})
     assert await store.block_pending(error, "connection error") == 2
     counts = await store.counts()
     assert counts["blocked-by-connection"] == 3 and counts["pending"] == 0
@@ -343,7 +352,8 @@ async def test_every_committed_transition_reaches_listeners(store: Store) -> Non
     store.on_transitions(lambda ts: seen.extend((str(t.key), t.from_state, t.to_state) for t in ts))
     await store.upsert([job_row(1)])
     [rec] = await store.claim_batch("w1", 10, LEASE)
-    await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)])
+    await store.mark_synced("w1", [Synced(rec.key, rec.desired_hash, rec.desired, 1)],
+        {rec.key: rec.claim_id})
     assert seen == [("job/1", None, "pending"), ("job/1", "pending", "syncing"), ("job/1", "syncing", "synced")]
     # The stored history says the same, newest first.
     history = await store.history(rec.key)

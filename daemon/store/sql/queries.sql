@@ -4,8 +4,9 @@
 -- stale worker, a second replica or a lease that already expired changes nothing.
 
 -- name: lock_records
--- The existing rows among a page of ST records, locked so that the upsert decides on fresh states.
-SELECT kind, st_id, state, desired_hash, synced_hash, st_modified_on
+-- The existing rows among a page of ST records, locked so that the upsert decides on fresh states
+-- (and keeps the PROJECTID of records Intacct already has).
+SELECT kind, st_id, state, desired_hash, synced_hash, st_modified_on, intacct_project_id, intacct_confirmed
 FROM records
 WHERE tenant_id = $1
   AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))
@@ -32,6 +33,7 @@ RETURNING kind, st_id;
 
 -- name: update_records
 -- New ST facts for existing rows; $17 is the state each row moves to (decided by the state machine).
+-- The desired fields already carry the fixed PROJECTID of records Intacct has (rows locked above).
 UPDATE records r SET
     st_number = v.st_number,
     st_name = v.st_name,
@@ -70,10 +72,10 @@ SELECT pg_notify($1, $2);
 
 -- name: claim_projects
 -- Ready pending projects, highest priority first. $2 limit, $3 owner, $4 lease seconds, $5 claim id,
--- $6 only these ST project ids (null: any).
+-- $6 only these ST project ids (null: any), $7 whether projects go to Intacct at all (parent mapping).
 WITH picked AS (
     SELECT kind, st_id FROM records
-    WHERE tenant_id = $1 AND kind = 'project' AND state = 'pending'
+    WHERE tenant_id = $1 AND kind = 'project' AND state = 'pending' AND $7
       AND (next_attempt_at IS NULL OR next_attempt_at <= now())
       AND ($6::bigint[] IS NULL OR st_id = ANY($6::bigint[]))
     ORDER BY priority DESC, state_changed_at, st_modified_on
@@ -93,18 +95,21 @@ WITH picked AS (
 SELECT * FROM claimed ORDER BY priority DESC, st_id;
 
 -- name: claim_jobs
--- Ready pending jobs whose parent already exists in Intacct, or travels first in this very claim.
--- $6 only these ST job ids (null: any).
+-- Ready pending jobs, except those whose parent is on its way to Intacct (pending, syncing elsewhere,
+-- blocked) and not there yet: a parent in Intacct, or travelling first in this very claim, lets the
+-- job go; a parent that is failed or settled outside Intacct lets it go too, to fail at once with an
+-- error naming the parent rather than wait silently. $6 only these ST job ids (null: any).
 WITH picked AS (
     SELECT j.kind, j.st_id FROM records j
     WHERE j.tenant_id = $1 AND j.kind = 'job' AND j.state = 'pending'
       AND (j.next_attempt_at IS NULL OR j.next_attempt_at <= now())
       AND ($6::bigint[] IS NULL OR j.st_id = ANY($6::bigint[]))
-      AND (j.parent_project_id IS NULL OR EXISTS (
+      AND (j.parent_project_id IS NULL OR NOT EXISTS (
             SELECT 1 FROM records p
             WHERE p.tenant_id = j.tenant_id AND p.kind = 'project' AND p.st_id = j.st_project_id
-              AND ((p.synced_fields ->> 'PROJECTID') = j.parent_project_id
-                   OR (p.state = 'syncing' AND p.claim_id = $5))))
+              AND p.state IN ('pending', 'syncing', 'blocked-by-connection')
+              AND (p.synced_fields ->> 'PROJECTID') IS DISTINCT FROM j.parent_project_id
+              AND p.claim_id IS DISTINCT FROM $5))
     ORDER BY j.priority DESC, j.state_changed_at, j.st_modified_on
     LIMIT $2
     FOR UPDATE OF j SKIP LOCKED
@@ -136,52 +141,80 @@ WHERE tenant_id = $1 AND state = 'syncing' AND lease_owner = $2
   AND ($4::text[] IS NULL OR (kind, st_id) IN (SELECT * FROM unnest($4::text[], $5::bigint[])));
 
 -- name: mark_synced
--- Success. A record whose desired fields changed while it was in flight goes back to pending.
+-- Success, compare-and-set on the very claim that produced it ($9: claim ids). A record whose desired
+-- fields changed while it was in flight goes back to pending. $10: whether Intacct holds the record
+-- (an inactive record never created settles without being recorded as existing; only Intacct's word
+-- fixes a PROJECTID). Jobs that failed because of a project that is now in Intacct go back to pending
+-- ($11: the error class that says so, $12: the reason in their history).
 WITH v AS (
-    SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::text[])
-         AS v(kind, st_id, sent_hash, synced_fields, record_no, reason)
+    SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[], $8::text[],
+                         $9::uuid[], $10::boolean[])
+         AS v(kind, st_id, sent_hash, synced_fields, record_no, reason, claim_id, in_intacct)
 ), updated AS (
     UPDATE records r SET
         state = CASE WHEN r.desired_hash = v.sent_hash THEN 'synced' ELSE 'pending' END,
         synced_hash = v.sent_hash,
-        synced_fields = v.synced_fields::jsonb,
+        synced_fields = CASE WHEN v.in_intacct THEN v.synced_fields::jsonb END,
+        intacct_confirmed = r.intacct_confirmed OR v.in_intacct,
         intacct_record_no = COALESCE(v.record_no, r.intacct_record_no),
         attempts = CASE WHEN r.desired_hash = v.sent_hash THEN r.attempts ELSE 0 END,
         lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL, next_attempt_at = NULL,
         verify_first = false, last_error = NULL, state_changed_at = now(), updated_at = now()
     FROM v
     WHERE r.tenant_id = $1 AND r.kind = v.kind AND r.st_id = v.st_id
-      AND r.state = 'syncing' AND r.lease_owner = $2
-    RETURNING r.kind, r.st_id, r.state,
+      AND r.state = 'syncing' AND r.lease_owner = $2 AND r.claim_id = v.claim_id
+    RETURNING r.kind, r.st_id, r.state, v.in_intacct,
               CASE WHEN r.state = 'synced' THEN v.reason ELSE 'changed in ServiceTitan while syncing' END AS reason
+), revived AS (
+    UPDATE records j SET state = 'pending', attempts = 0, next_attempt_at = NULL,
+           state_changed_at = now(), updated_at = now()
+    FROM updated u
+    WHERE u.kind = 'project' AND u.in_intacct
+      AND j.tenant_id = $1 AND j.kind = 'job' AND j.st_project_id = u.st_id
+      AND j.state = 'failed' AND (j.last_error ->> 'class') = $11
+    RETURNING j.kind, j.st_id
 ), history AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
     SELECT $1, kind, st_id, 'syncing', state, reason FROM updated
+    UNION ALL
+    SELECT $1, kind, st_id, 'failed', 'pending', $12 FROM revived
 )
-SELECT kind, st_id, state, reason FROM updated;
+SELECT kind, st_id, 'syncing' AS from_state, state, reason FROM updated
+UNION ALL
+SELECT kind, st_id, 'failed', 'pending', $12 FROM revived;
 
 -- name: finish_claims
 -- Any other end of a claim: retry later, failed, blocked, released. $3.. per row: target state,
 -- reason, error (json), delay before the next attempt (s), attempts to give back, read-before-create,
--- and the hash that was sent (a failure on fields that have changed since is moot: back to pending).
+-- and the hash that was sent (a failure on fields that have changed since is moot: back to pending,
+-- with fresh attempts, as a change in ServiceTitan gives a failed record), and the claim id ($12).
+-- A job failing for its parent ($13: that error class) whose parent reached Intacct meanwhile is
+-- moot too.
 WITH v AS (
     SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::float8[],
-                         $9::integer[], $10::boolean[], $11::text[])
-         AS v(kind, st_id, to_state, reason, error, delay_s, refund, verify_first, sent_hash)
+                         $9::integer[], $10::boolean[], $11::text[], $12::uuid[])
+         AS v(kind, st_id, to_state, reason, error, delay_s, refund, verify_first, sent_hash, claim_id)
+), moot AS (
+    SELECT r.kind, r.st_id FROM records r JOIN v ON r.kind = v.kind AND r.st_id = v.st_id
+    WHERE r.tenant_id = $1 AND v.to_state = 'failed'
+      AND (r.desired_hash IS DISTINCT FROM v.sent_hash
+           OR ((v.error::jsonb ->> 'class') = $13 AND EXISTS (
+                SELECT 1 FROM records p
+                WHERE p.tenant_id = r.tenant_id AND p.kind = 'project' AND p.st_id = r.st_project_id
+                  AND (p.synced_fields ->> 'PROJECTID') = r.parent_project_id)))
 ), updated AS (
     UPDATE records r SET
-        state = CASE WHEN v.to_state = 'failed' AND r.desired_hash IS DISTINCT FROM v.sent_hash
-                     THEN 'pending' ELSE v.to_state END,
+        state = CASE WHEN m.st_id IS NOT NULL THEN 'pending' ELSE v.to_state END,
         last_error = COALESCE(v.error::jsonb, r.last_error),
         next_attempt_at = CASE WHEN v.delay_s IS NULL THEN NULL
                                ELSE now() + make_interval(secs => v.delay_s) END,
-        attempts = GREATEST(r.attempts - v.refund, 0),
+        attempts = CASE WHEN m.st_id IS NOT NULL THEN 0 ELSE GREATEST(r.attempts - v.refund, 0) END,
         verify_first = r.verify_first OR v.verify_first,
         lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL,
         state_changed_at = now(), updated_at = now()
-    FROM v
+    FROM v LEFT JOIN moot m ON m.kind = v.kind AND m.st_id = v.st_id
     WHERE r.tenant_id = $1 AND r.kind = v.kind AND r.st_id = v.st_id
-      AND r.state = 'syncing' AND r.lease_owner = $2
+      AND r.state = 'syncing' AND r.lease_owner = $2 AND r.claim_id = v.claim_id
     RETURNING r.kind, r.st_id, r.state, v.reason, v.error
 ), history AS (
     INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason, error)
@@ -292,6 +325,10 @@ WHERE tenant_id = $1 AND (kind, st_id) IN (SELECT * FROM unnest($2::text[], $3::
 
 -- name: get_projects_by_st_ids
 SELECT * FROM records WHERE tenant_id = $1 AND kind = 'project' AND st_id = ANY($2::bigint[]);
+
+-- name: records_after
+-- Every record of the tenant in key order, a page at a time ($2, $3: the last key of the previous page).
+SELECT * FROM records WHERE tenant_id = $1 AND (kind, st_id) > ($2, $3) ORDER BY kind, st_id LIMIT $4;
 
 -- name: jobs_of_projects
 SELECT * FROM records WHERE tenant_id = $1 AND kind = 'job' AND st_project_id = ANY($2::bigint[]);
@@ -420,7 +457,7 @@ WHERE tenant_id = $1 AND id < (SELECT min(id) FROM (SELECT id FROM reconcile_run
 -- the ids (not `st_id = ANY(...)`): a filter would compare each row with the whole page of ids
 -- whenever the planner picks a scan, thousands of times per row.
 SELECT r.st_id, r.state, r.st_customer_id, r.st_customer_name, r.st_active, r.desired_hash,
-       r.intacct_project_id, r.last_error, r.state_changed_at
+       r.intacct_project_id, r.intacct_confirmed, r.last_error, r.state_changed_at
 FROM unnest($3::bigint[]) AS v(st_id)
 JOIN records r ON r.tenant_id = $1 AND r.kind = $2 AND r.st_id = v.st_id;
 

@@ -20,6 +20,7 @@ CREATE TABLE records (
     desired            jsonb       NOT NULL,
     desired_hash       text        NOT NULL,
     intacct_project_id text        NOT NULL,
+    intacct_confirmed  boolean     NOT NULL DEFAULT false,  -- Intacct has intacct_project_id: it is fixed
     parent_project_id  text,                   -- desired PARENTID: a job waits until it exists
     synced_hash        text,
     synced_fields      jsonb,
