@@ -77,7 +77,7 @@ async def test_name_setting_off_keeps_the_fallback_name(stack: Stack) -> None:
     daemon.proc.stop()
 
 
-async def test_parent_mapping_off_and_customer_linkage_on(stack: Stack) -> None:
+async def test_parent_mapping_off_syncs_no_projects_and_customer_linkage_on(stack: Stack) -> None:
     config = stack.config(settings={"enable_parent_project_mapping": False, "enable_customer_project_linkage": True},
                           mapping={"customer_id": "C{customer_id}"})
     c = await stack.st.customer("Linked Customer")
@@ -86,12 +86,47 @@ async def test_parent_mapping_off_and_customer_linkage_on(stack: Stack) -> None:
     p = await stack.st.project(c["id"], "Proj")
     job = await stack.st.job(c["id"], p["id"])
     await daemon.wait_state("job", job["id"], "synced")
-    await daemon.wait_state("project", p["id"], "synced")
+    await asyncio.sleep(2)  # several polls: the project feed is read too
     ia = await stack.ia.projects()
+    # Parent mapping off: ServiceTitan projects are not synced at all, and jobs carry no PARENTID.
+    assert set(ia) == {f"J-{job['jobNumber']}"}
     assert ia[f"J-{job['jobNumber']}"]["PARENTID"] is None
     assert ia[f"J-{job['jobNumber']}"]["CUSTOMERID"] == f"C{c['id']}"
-    assert ia[f"P-{p['number']}"]["CUSTOMERID"] == f"C{c['id']}"
+    assert await daemon.record("project", p["id"]) is None
+    status, body = await daemon.ensure(projects=[p["id"]])
+    assert status == 409 and "parent project mapping is off" in body["results"][0]["error"], body
+    assert f"P-{p['number']}" not in await stack.ia.projects()
     daemon.proc.stop()
+
+
+async def test_parent_mapping_turned_on_by_reload_then_reconciliation_repairs(stack: Stack) -> None:
+    config = stack.config(settings={"enable_parent_project_mapping": False})
+    daemon = await stack.start_daemon(config)
+    c = await stack.st.customer("Acme")
+    p = await stack.st.project(c["id"], "Proj")
+    job = await stack.st.job(c["id"], p["id"])
+    await daemon.wait_state("job", job["id"], "synced")
+    config["settings"]["enable_parent_project_mapping"] = True
+    stack.write_config(config, "daemon.yaml")
+    daemon.hup()
+    await wait_until(lambda: _logged(daemon, "desired_fields_rederived"), 15, "the records derived again")
+    # Nothing moves by itself: the job's project was never tracked while the mapping was off.
+    assert set(await stack.ia.projects()) == {f"J-{job['jobNumber']}"}
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "daemon.cli", "--config", str(daemon.config_path), "reconcile",
+                         "--no-email"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "parent" in result.stdout, result.stdout + result.stderr
+
+    async def repaired() -> bool:
+        ia = await stack.ia.projects()
+        return ia.get(f"J-{job['jobNumber']}", {}).get("PARENTID") == f"P-{p['number']}"
+
+    await wait_until(repaired, 30, "the job re-parented under its project")
+    daemon.proc.stop()
+
+
+async def _logged(daemon: object, event: str) -> bool:
+    return event in daemon.proc.output()  # type: ignore[attr-defined]
 
 
 async def test_master_switch_off_syncs_nothing_and_refuses_ensure(stack: Stack) -> None:

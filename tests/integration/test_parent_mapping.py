@@ -74,3 +74,33 @@ async def test_reconciliation_leaves_the_project_side_out(kit: Kit) -> None:
     text = report.render_text(service.report_data(result.run, result.outcome))
     assert "parent project mapping is off" in text
     assert set(kit.ia.projects()) == {"J-24001", "P-1101"}  # nothing queued for the project side
+
+
+async def test_turned_on_by_reload_the_reconciliation_repairs_what_was_synced_while_off(kit: Kit) -> None:
+    st, tk = kit.st, kit.tk
+    customer = st.create_customer(name="Acme")
+    project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
+    job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
+    await tk.ingestor.projects([await tk.servicetitan.get_project(project.id)])
+    await tk.ingestor.jobs([await tk.servicetitan.get_job(job.id)])
+    await kit.sync_all()
+    st.update_project(project.id, name="Riverside HVAC")  # changed while off: not followed
+    await tk.ingestor.projects([await tk.servicetitan.get_project(project.id)])
+    await kit.sync_all()
+    assert set(kit.ia.projects()) == {"J-24001"}
+
+    # The reload: settings change, every record's desired fields are derived again from what is stored.
+    kit.reconfigure(settings={"enable_parent_project_mapping": True})
+    report = await tk.ingestor.rederive()
+    assert report.requeued == 0  # the project was never stored: the job has no parent to point at yet
+    await kit.sync_all()
+    assert set(kit.ia.projects()) == {"J-24001"} and kit.ia.projects()["J-24001"]["PARENTID"] is None
+
+    # The next reconciliation finds the job's missing parent and repairs both, parent first.
+    result = await ReconcileService.from_toolkit(tk).run_once("cli", wait=True, email=False)
+    assert result is not None and result.run.counts.get("parent_mismatch", 0) == 1
+    assert result.run.counts.get("missing_in_intacct", 0) == 1  # the project
+    await kit.sync_all()
+    ia = kit.ia.projects()
+    assert ia["P-1101"]["NAME"] == "Riverside HVAC" and ia["J-24001"]["PARENTID"] == "P-1101"
+    assert (await kit.record("project", project.id)).state is State.SYNCED
