@@ -69,7 +69,8 @@ async def seed_states(dsn: str) -> tuple[Store, asyncpg.Pool, list[RecordKey]]:
     assert len(claimed) == 3
     pending = claimed[0]
     await store.finish(OTHER_REPLICA, [Finished(pending.key, State.PENDING, "Intacct busy: retry later",
-                                                pending.desired_hash, delay_s=3600)])
+                                                pending.desired_hash, delay_s=3600)],
+                       {pending.key: pending.claim_id})
     return store, pool, keys
 
 
@@ -96,7 +97,8 @@ async def test_office_flow_in_a_browser(stack: Stack, browser: Browser) -> None:
         assert blocked is not None
         await store.finish(OTHER_REPLICA, [Finished(blocked.key, State.BLOCKED, "connection error",
                                                     blocked.desired_hash,
-                                                    error={"class": "connection", "description": "Sign-in refused"})])
+                                                    error={"class": "connection", "description": "Sign-in refused"})],
+                           {blocked.key: blocked.claim_id})
 
         driver = browser.driver
         driver.get(base + "/")

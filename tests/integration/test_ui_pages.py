@@ -126,13 +126,15 @@ async def fail(store: Store, key: RecordKey, error: dict[str, Any] | None = None
     assert claimed
     await store.finish(OWNER, [Finished(key, State.FAILED, "refused by Intacct", claimed[0].desired_hash,
                                         error=error or {"class": "permanent", "errorno": "BL01001973",
-                                                        "description2": "Customer 'C9' specified is not valid."})])
+                                                        "description2": "Customer 'C9' specified is not valid."})],
+                       {key: claimed[0].claim_id})
 
 
 async def sync(store: Store, key: RecordKey) -> None:
     claimed = await store.claim_batch(OWNER, 1, timedelta(seconds=60), only=[key])
     assert claimed
-    await store.mark_synced(OWNER, [Synced(key, claimed[0].desired_hash, claimed[0].desired, 1)])
+    await store.mark_synced(OWNER, [Synced(key, claimed[0].desired_hash, claimed[0].desired, 1)],
+                            {key: claimed[0].claim_id})
 
 
 def form_csrf(html: str) -> str:
