@@ -104,7 +104,8 @@ class Daemon:
         config = self._config
         self.notifier.status("connecting to the database")
         kit = await stack.enter_async_context(
-            open_toolkit(self.config, owner=self.owner, stop=self.stop_requested, metrics=self.metrics)
+            open_toolkit(self.config, owner=self.owner, stop=self.stop_requested, metrics=self.metrics,
+                         redactor=self.redactor)
         )
         self.dsn, self.pool, self.store = kit.dsn, kit.pool, kit.store
         self.servicetitan, self.intacct = kit.servicetitan, kit.intacct

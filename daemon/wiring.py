@@ -61,6 +61,7 @@ async def open_toolkit(
     stop: asyncio.Event | None = None,
     metrics: Metrics | None = None,
     pool_size: int | None = None,
+    redactor: logs.Redactor | None = None,
 ) -> AsyncIterator[Toolkit]:
     """Open and wire everything; `config` is called whenever the current settings are needed."""
     cfg = config()
@@ -74,7 +75,7 @@ async def open_toolkit(
             applied = await migrate(conn)
         if applied:
             log.info("migrations_applied", versions=[m.version for m in applied])
-        store = Store(pool, cfg.servicetitan.tenant_id)
+        store = Store(pool, cfg.servicetitan.tenant_id, redact=(redactor or logs.Redactor(cfg.secrets())).walk)
         waiters = StateWaiters()
         store.on_transitions(metrics.on_transitions)
         store.on_transitions(waiters.on_transitions)

@@ -6,7 +6,7 @@ it lives apart only to keep each module short.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ class ReconcileRunsStore:
 
     pool: asyncpg.Pool
     tenant_id: int
+    redact: Callable[[Any], Any]  # set by Store: stored errors pass the redactor
 
     async def start_reconcile_run(
         self, trigger: str, scope: str, repair: bool, period_start: datetime | None
@@ -58,14 +59,14 @@ class ReconcileRunsStore:
                 )
             finished: datetime = await conn.fetchval(
                 Q["finish_reconcile_run"], self.tenant_id, run_id, status, json.dumps(counts), exceptions,
-                json.dumps(timings), error, json.dumps(summary, ensure_ascii=False, default=str),
+                json.dumps(timings), self.redact(error), json.dumps(summary, ensure_ascii=False, default=str),
             )
         return finished
 
     async def set_reconcile_report(self, run_id: int, sent_at: datetime | None, error: str | None) -> None:
         """Whether (and when) the run's report was mailed, or why not."""
         async with self.pool.acquire() as conn:
-            await conn.execute(Q["set_reconcile_report"], self.tenant_id, run_id, sent_at, error)
+            await conn.execute(Q["set_reconcile_report"], self.tenant_id, run_id, sent_at, self.redact(error))
 
     async def latest_reconcile_run(self) -> RunRecord | None:
         """The last run that ended (done or failed)."""

@@ -66,9 +66,11 @@ def _dumps(value: Any) -> str | None:
 class Store(ReconcileRunsStore, PagesStore):
     """Persistence of one tenant's records, history, cursors, settings and reconciliation runs."""
 
-    def __init__(self, pool: asyncpg.Pool, tenant_id: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, tenant_id: int, redact: Callable[[Any], Any] | None = None) -> None:
         self.pool = pool
         self.tenant_id = tenant_id
+        # Errors are stored (and later served) through the redactor: a remote error may quote a secret.
+        self.redact: Callable[[Any], Any] = redact or (lambda value: value)
         self.channel = notify_channel(tenant_id)
         self._listeners: list[Callable[[Sequence[Transition]], None]] = []
 
@@ -224,7 +226,7 @@ class Store(ReconcileRunsStore, PagesStore):
             [e[1] for e in entries],
             [e[2] for e in entries],
             [e[3] for e in entries],
-            [_dumps(error) for _ in entries],
+            [_dumps(self.redact(error)) for _ in entries],
         )
 
     # ---- claims ---------------------------------------------------------------------------------
@@ -344,7 +346,7 @@ class Store(ReconcileRunsStore, PagesStore):
                 [r.key.st_id for r in results],
                 [r.to_state.value for r in results],
                 [r.reason for r in results],
-                [_dumps(r.error) for r in results],
+                [_dumps(self.redact(r.error)) for r in results],
                 [r.delay_s for r in results],
                 [1 if r.refund_attempt else 0 for r in results],
                 [r.verify_first for r in results],
@@ -374,7 +376,7 @@ class Store(ReconcileRunsStore, PagesStore):
         """pending → blocked-by-connection for the whole tenant."""
         assert State.PENDING.value in source_values(Trigger.CONNECTION_LOST)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(Q["block_pending"], self.tenant_id, _dumps(error), reason)
+            rows = await conn.fetch(Q["block_pending"], self.tenant_id, _dumps(self.redact(error)), reason)
         self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "pending", State.BLOCKED.value, reason, error)
                     for r in rows])
         return len(rows)
