@@ -5,8 +5,13 @@ its `class` column for filtering), the IDs they search for in ServiceTitan and I
 period first, then the counts, then each exception with its age and what was done about it.
 
 The CSV is built with the csv module; a cell that a spreadsheet would run as a formula (starting
-with = + - @, tab or carriage return) is prefixed with a quote. Every text passes through `redact`
-so that a configured secret can never reach a report, whatever a name or an error message holds.
+with = + - @, tab or carriage return) is prefixed with a quote, and so is such a character after a
+`;`, tab or `|` (Excel in German, French, Dutch, Spanish and Italian locales splits lines at `;`, other
+tools at a tab or `|`, so a new cell starts there). Bidirectional controls (overrides, embeddings,
+isolates, marks) are dropped from every text of the report: they can make an id read in another order
+than it is written. Intacct still gets names exactly as ServiceTitan has them. Every text passes
+through `redact` so that a configured secret can never reach a report, whatever a name or an error
+message holds.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +45,9 @@ LABELS: Mapping[Category, str] = {
 }
 TRIGGERS = {"schedule": "the regular schedule", "http": "a request to the daemon", "cli": "the command line"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A formula character where a spreadsheet may start a cell: after ; tab or |, past spaces and quotes.
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;\t|][ \"']*)(?=[=+\-@])")
+_BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True)
@@ -123,9 +132,14 @@ def csv_name(tenant_id: int, started_at: datetime) -> str:
     return f"reconciliation-{tenant_id}-{started_at.astimezone(UTC):%Y%m%dT%H%MZ}.csv"
 
 
+def plain(text: str) -> str:
+    """`text` without bidirectional controls (what every text of the report shows)."""
+    return _BIDI_CONTROLS.sub("", text)
+
+
 def safe_cell(value: object) -> str:
-    """A CSV cell a spreadsheet will show as text, never run as a formula."""
-    text = "" if value is None else str(value)
+    """A CSV cell a spreadsheet will show as text, never run as a formula, in any locale."""
+    text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'", plain("" if value is None else str(value)))
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -237,14 +251,14 @@ def render_text(data: ReportData, redact: Callable[[str], str] = str, per_class:
                 lines.append(f"  … and {len(items) - per_class:,} more {rest}.")
         lines += ["", f"The full list, one exception per line, is {rest}."]
     lines += ["", "— st-intacct-sync"]
-    return redact("\n".join(lines) + "\n")
+    return redact(plain("\n".join(lines) + "\n"))
 
 
 def render_html(data: ReportData, redact: Callable[[str], str] = str) -> str:
     """The HTML part: the same content, every text escaped."""
 
     def e(value: object) -> str:
-        return html.escape(redact(str(value)), quote=True)
+        return html.escape(redact(plain(str(value))), quote=True)
 
     out = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"></head>',
            '<body style="font-family: Arial, sans-serif; font-size: 14px;">',
