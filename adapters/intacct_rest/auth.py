@@ -30,6 +30,12 @@ class Token:
     value: str
     renew_at: float
 
+    def __repr__(self) -> str:
+        # A credential: tracebacks, debuggers and logs that print the object see a mask.
+        return f"Token(value='***', renew_at={self.renew_at!r})"
+
+    __str__ = __repr__
+
 
 class TokenSource:
     """Mints and caches the access token of one set of client credentials."""

@@ -7,6 +7,7 @@ import aiohttp
 
 from adapters.intacct.client import _Session
 from adapters.intacct.xml import ParsedResponse
+from adapters.intacct_rest.auth import Token
 from adapters.servicetitan.auth import TokenManager
 from adapters.servicetitan.models import ServiceTitanCredentials
 
@@ -37,3 +38,9 @@ async def test_token_manager_repr_masks_the_token() -> None:
             assert TOKEN not in text
             assert "client-secret-1234" not in text and "app-key-1234" not in text
             assert "auth.example" in text
+
+
+def test_intacct_rest_token_repr_masks_the_token() -> None:
+    token = Token(TOKEN, 42.0)
+    for text in (repr(token), str(token), f"{token}"):
+        assert TOKEN not in text and "42.0" in text
