@@ -239,6 +239,8 @@ class Show:
         body = f'{{"jobs": [{job}], "projects": [{project}], "timeout_s": 30}}'
         self.out.line()
         self.out.line("Try it, while the demo runs:")
+        self.out.line(f"  the sync queue page, in a browser: {self.base_url}/")
+        self.out.line("  (sign in there with the bearer token below to retry a record or sync it now)")
         self.out.line(f"  curl {base}/status")
         self.out.line(f"  curl '{base}/v1/records?state=synced&limit=5'")
         self.out.line(f"  curl {base}/metrics")

@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from daemon.store.queries import queries
-from daemon.store.reconcile_rows import RunRecord
+from daemon.store.reconcile_rows import Finding, RunRecord
 from daemon.store.rows import Record
 
 Q = queries()
@@ -47,3 +47,9 @@ class PagesStore:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["reconcile_runs"], self.tenant_id, before, limit)
         return [RunRecord.from_row(r) for r in rows]
+
+    async def run_exceptions_page(self, run_id: int, *, after: int, limit: int) -> list[tuple[int, Finding]]:
+        """(seq, exception) of a run in stored order, after the exception numbered `after`."""
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(Q["run_exceptions_page"], run_id, after, limit)
+        return [(int(r["seq"]), Finding.from_row(r)) for r in rows]

@@ -141,6 +141,12 @@ def test_demo_syncs_everything_and_stops_cleanly_on_ctrl_c(
     rolled_up = [m for m in map(ROLLED_UP.match, demo.lines) if m]
     assert rolled_up, f"no sample job project with a PARENTID in:\n{demo.output}"
     assert f"curl localhost:{port}/status" in demo.output
+    # The printed address of the queue page answers with the page.
+    page = demo.wait_for(re.compile(r"the sync queue page, in a browser: (http://\S+/)$"), 1)[1]
+    assert page == f"http://127.0.0.1:{port}/"
+    with urllib.request.urlopen(page, timeout=30) as response:
+        html = response.read().decode()
+    assert response.status == 200 and "<h1>Sync queue</h1>" in html and "In Intacct" in html
     # The printed ensure example works with the printed (demo-only) token.
     token = demo.wait_for(re.compile(r"Authorization: Bearer ([\w-]+)'"), 1)[1]
     body = demo.wait_for(re.compile(r"-d '(\{\"jobs\".*\})'$"), 1)[1]

@@ -410,3 +410,20 @@ async def test_overview_chart_counts_synced_and_failed_per_hour(pages: Any, stor
     html = await (await client.get("/")).text()
     assert "Last 24 hours: 3 synced, 1 failed" in html
     assert len(re.findall(r'<rect class="bar bar-synced"', html)) == 1
+
+
+async def test_a_large_run_pages_its_exceptions(pages: Any, store: Store) -> None:
+    client, _ = await pages()
+    run = await store.start_reconcile_run("schedule", "all", False, None)
+    findings = [Finding(Category.NAME, "job", 1000 + i, str(1000 + i), f"Name {i}", f"J-{1000 + i}", f"Other {i}",
+                        "named differently", "none", True, None) for i in range(250)]
+    await store.finish_reconcile_run(run.id, status="done", counts={"name_mismatch": 250}, exceptions=250,
+                                     timings={}, error=None, summary={"remaining": 250}, findings=findings)
+    first = await (await client.get(f"/reconciliation/{run.id}")).text()
+    assert "Exceptions 1–200 of 250" in first and first.count("named differently") == 200
+    following = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert following and following[1] == f"/reconciliation/{run.id}?after=200"
+    second = await (await client.get(following[1])).text()
+    assert "Exceptions 201–250 of 250" in second and second.count("named differently") == 50
+    assert 'rel="next"' not in second and "Other 249" in second
+    assert (await client.get(f"/reconciliation/{run.id}?after=x")).status == 400

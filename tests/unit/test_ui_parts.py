@@ -74,3 +74,24 @@ def test_times_read_in_the_configured_zone() -> None:
     clock = Clock(UTC, at)
     assert clock.ago(at - timedelta(minutes=5)) == "5 min ago" and clock.ago(at + timedelta(seconds=20)) == "in 20 s"
     assert duration(7200) == "2 h" and duration(5400) == "1.5 h" and duration(3 * 86400) == "3 days"
+
+
+async def test_finished_hours_are_read_once() -> None:
+    now = datetime(2026, 11, 30, 14, 25, tzinfo=UTC)
+    hour = now.replace(minute=0)
+    stored = {(hour - timedelta(hours=h), "synced"): 10 + h for h in range(30)}
+    asked: list[datetime] = []
+
+    async def fetch(since: datetime) -> dict[tuple[datetime, str], int]:
+        asked.append(since)
+        return {k: v for k, v in stored.items() if k[0] >= since}
+
+    cache = chart.HourCache()
+    first = await cache.counts(now, fetch)
+    assert asked == [hour - timedelta(hours=23)] and len(first) == 24 and first[(hour, "synced")] == 10
+    stored[(hour, "synced")] = 11  # the current hour moves on; finished hours do not
+    second = await cache.counts(now + timedelta(minutes=5), fetch)
+    assert asked[1] == hour and second == {**first, (hour, "synced"): 11}
+    later = await cache.counts(now + timedelta(hours=1), fetch)  # a new hour: the one before is finished
+    assert asked[2] == hour and (hour - timedelta(hours=23), "synced") not in later
+    assert later[(hour, "synced")] == 11 and len(later) == 23  # nothing stored yet for the new hour

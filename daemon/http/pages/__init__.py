@@ -10,7 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from daemon.http.pages import actions, views
-from daemon.http.pages.base import KEYS, SERVICES, asset, setup_templates
+from daemon.http.pages.base import HOURS, KEYS, SERVICES, asset, setup_templates
+from daemon.http.pages.chart import HourCache
 from daemon.http.pages.ports import PageServices
 from daemon.http.pages.session import Keys
 
@@ -29,6 +30,7 @@ def install(app: web.Application, services: PageServices) -> None:
     """Add the pages, their assets and their sign-in to `app`."""
     app[SERVICES] = services
     app[KEYS] = Keys()
+    app[HOURS] = HourCache()
     setup_templates(app, services)
     router = app.router
     router.add_get("/", views.overview, name="ui.overview")

@@ -18,14 +18,15 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from daemon import logs
+from daemon.http.pages import chart, session
 from daemon.http.pages import format as fmt
-from daemon.http.pages import session
 from daemon.http.pages.ports import PageServices
 
 log = logs.get("st_intacct_sync.ui")
 
 SERVICES: web.AppKey[PageServices] = web.AppKey("ui_services")
 KEYS: web.AppKey[session.Keys] = web.AppKey("ui_keys")
+HOURS: web.AppKey[chart.HourCache] = web.AppKey("ui_chart_hours")
 VERSION = importlib.metadata.version("st-intacct-sync")
 REFRESH_S = 30
 FORM_TYPE = "application/x-www-form-urlencoded"

@@ -6,7 +6,7 @@ in the template, so that every value is escaped by Jinja like the rest of the pa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,3 +98,31 @@ def build(counts: Mapping[tuple[datetime, str], int], now: datetime,
                     for i in range(0, HOURS, 3))
     totals = {s: sum(h[s] for h in per_hour) for s in SERIES}
     return Chart(WIDTH, HEIGHT, LEFT, TOP, plot_w, plot_h, tuple(bars), y_ticks, x_ticks, totals, tuple(rows))
+
+
+class HourCache:
+    """The chart's finished hours, kept between requests: only the current hour (and hours not yet seen)
+    is read from the history again. An hour counts as finished two minutes after it ends, so that a
+    transition stamped just before the hour's end but committed after it is still counted."""
+
+    SETTLE = timedelta(minutes=2)
+
+    def __init__(self) -> None:
+        self._hours: dict[datetime, dict[str, int]] = {}
+
+    async def counts(self, now: datetime,
+                     fetch: Callable[[datetime], Awaitable[Mapping[tuple[datetime, str], int]]]
+                     ) -> dict[tuple[datetime, str], int]:
+        """(hour, series) → count for the chart's 24 hours ending with `now`'s hour."""
+        last = now.replace(minute=0, second=0, microsecond=0)
+        starts = [last - timedelta(hours=HOURS - 1 - i) for i in range(HOURS)]
+        self._hours = {h: v for h, v in self._hours.items() if h >= starts[0]}
+        missing = [h for h in starts if h not in self._hours]
+        fetched = await fetch(missing[0]) if missing else {}
+        for hour in missing:
+            values = {s: int(fetched.get((hour, s), 0)) for s in SERIES}
+            if hour + timedelta(hours=1) + self.SETTLE <= now:
+                self._hours[hour] = values
+        result = {(h, s): n for h, v in self._hours.items() for s, n in v.items() if n}
+        result.update({k: int(v) for k, v in fetched.items() if k[0] >= starts[0]})
+        return result

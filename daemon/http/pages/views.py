@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from daemon.http.pages import chart
 from daemon.http.pages import format as fmt
-from daemon.http.pages.base import REFRESH_S, SERVICES, Viewer, page, render, timezone_name
+from daemon.http.pages.base import HOURS, REFRESH_S, SERVICES, Viewer, page, render, timezone_name
 from daemon.reconcile.report import LABELS, TRIGGERS, csv_name, render_csv
 from daemon.store import CATEGORY_ORDER, RecordKey
 from daemon.sync import error_text
@@ -20,7 +21,7 @@ from statemachine import STORED_STATES
 PAGE_SIZE = 50
 HISTORY_SHOWN = 200
 RUNS_SHOWN = 25
-EXCEPTIONS_SHOWN = 500
+EXCEPTIONS_SHOWN = 200
 CSV_ROWS = 50_000
 MAX_SEARCH = 200
 STATES = tuple(s.value for s in STORED_STATES)
@@ -54,12 +55,10 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     store = services.store
     config = services.config()
     now = datetime.now(UTC)
-    counts = await store.counts()
-    oldest = await store.oldest_pending()
-    tenant = await store.tenant_settings()
-    latest = await store.latest_reconcile_run()
-    hours = await store.outcomes_per_hour(now.replace(minute=0, second=0, microsecond=0)
-                                          - timedelta(hours=chart.HOURS - 1))
+    # Independent reads, each on a connection of its own: the page waits for the slowest only.
+    counts, oldest, tenant, latest, hours = await asyncio.gather(
+        store.counts(), store.oldest_pending(), store.tenant_settings(), store.latest_reconcile_run(),
+        request.app[HOURS].counts(now, store.outcomes_per_hour))
     clock = fmt.Clock(fmt.zone(timezone_name(config)), now)
     connections = [
         {"name": name, "state": monitor.state, "since": monitor.since,
@@ -174,10 +173,16 @@ async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     found = await store.reconcile_run(_run_id(request.match_info["id"]))
     if found is None:
         raise web.HTTPNotFound(text="There is no such run.")
-    findings = await store.reconcile_exceptions(found.id, EXCEPTIONS_SHOWN)
-    remaining = int(found.summary.get("remaining", sum(f.needs_attention for f in findings)))
-    return render(request, viewer, "run.html", section="reconciliation", run=found, findings=findings,
-                  truncated=found.exceptions > len(findings), labels=LABELS,
+    raw = request.query.get("after", "0")
+    if not raw.isdigit() or int(raw) >= 2**31:
+        raise web.HTTPBadRequest(text="That page link is broken; start again from the run.")
+    after = int(raw)
+    rows = await store.run_exceptions_page(found.id, after=after, limit=EXCEPTIONS_SHOWN)
+    next_url = f"/reconciliation/{found.id}?after={rows[-1][0]}" if len(rows) == EXCEPTIONS_SHOWN else None
+    remaining = int(found.summary.get("remaining", 0))
+    return render(request, viewer, "run.html", section="reconciliation", run=found,
+                  findings=[f for _, f in rows], first=rows[0][0] if rows else 0,
+                  last=rows[-1][0] if rows else 0, after=after, next_url=next_url, labels=LABELS,
                   counts=[(LABELS[c], found.counts.get(c.value, 0)) for c in CATEGORY_ORDER],
                   trigger=TRIGGERS.get(found.trigger, found.trigger),
                   headline=_headline(found.exceptions, remaining, found.status))

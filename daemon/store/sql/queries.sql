@@ -349,8 +349,8 @@ ORDER BY updated_at DESC, kind DESC, st_id DESC
 LIMIT $7;
 
 -- name: state_counts
--- One index-only count per state on records_state_idx: a GROUP BY over the tenant would read the
--- whole table (the planner prefers a sequential scan for all rows), and /metrics asks often.
+-- One index-only count per state on records_state_count_idx: a GROUP BY over the tenant would read
+-- the whole table (the planner prefers a sequential scan for all rows), and /metrics asks often.
 SELECT s.state, (SELECT count(*) FROM records r WHERE r.tenant_id = $1 AND r.state = s.state) AS n
 FROM unnest(ARRAY['pending', 'syncing', 'synced', 'blocked-by-connection', 'failed']) AS s(state);
 
@@ -535,3 +535,7 @@ SELECT * FROM reconcile_runs
 WHERE tenant_id = $1 AND id < COALESCE($2::bigint, 9223372036854775807)
 ORDER BY id DESC
 LIMIT $3;
+
+-- name: run_exceptions_page
+-- A run's exceptions in stored order after seq $2, on the primary key (the run page's pages).
+SELECT * FROM reconcile_exceptions WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
