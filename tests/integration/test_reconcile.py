@@ -16,8 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.config.loading import Config, parse_config
+from daemon.http import create_app
 from daemon.reconcile.mail import MailPolicy
 from daemon.reconcile.service import ReconcileService, RunResult
 from daemon.store.reconcile_rows import Category, Finding
@@ -25,6 +27,7 @@ from daemon.store.rows import RecordKey
 from daemon.wiring import Toolkit, open_toolkit
 from statemachine import State
 from tests.acceptance.harness import free_port
+from tests.integration import test_ui_pages as ui_pages
 from tests.integration.test_mail import Inbox, authenticator, parts, start_server
 from tests.plugins.database import TENANT_ID
 from tests.plugins.simulators import IntacctSim, ServiceTitanSim
@@ -321,6 +324,13 @@ async def test_the_report_arrives_by_email(world: World, database_dsn: str) -> N
     secrets = [*SECRETS.values(), "mail-secret-1"]
     for part in (message.as_string(), text, html, content):
         assert not [s for s in secrets if s in part]
+    # The queue page's download of the run is this very file.
+    services = ui_pages.Services(world.kit.store, ui_pages.make_config())
+    async with TestClient(TestServer(create_app(services))) as client:  # type: ignore[arg-type]
+        response = await client.get(f"/reconciliation/{result.run.id}/csv")
+        assert response.status == 200 and f'filename="{name}"' in response.headers["Content-Disposition"]
+        # Line ends aside (a mail's text parts travel with CRLF and are read back with LF), byte for byte.
+        assert (await response.read()).decode("utf-8").replace("\r\n", "\n") == content.replace("\r\n", "\n")
 
 
 async def test_mail_is_sent_on_exceptions_or_always(database_dsn: str, servicetitan_sim: ServiceTitanSim,

@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
+from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -427,3 +429,27 @@ async def test_a_large_run_pages_its_exceptions(pages: Any, store: Store) -> Non
     assert "Exceptions 201–250 of 250" in second and second.count("named differently") == 50
     assert 'rel="next"' not in second and "Other 249" in second
     assert (await client.get(f"/reconciliation/{run.id}?after=x")).status == 400
+
+
+class ZonedConfig:
+    """A configuration whose report section names a time zone (report.timezone)."""
+
+    def __init__(self, config: Config, timezone: str) -> None:
+        self._config = config
+        self.report = SimpleNamespace(timezone=timezone)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._config, name)
+
+
+async def test_times_are_shown_in_report_timezone(pages: Any, store: Store) -> None:
+    client, _ = await pages(ZonedConfig(make_config(), "America/New_York"))  # type: ignore[arg-type]
+    await store.upsert([job(81, "Zoned")])
+    html = await (await client.get("/queue/job/81")).text()
+    created = (await store.history(RecordKey("job", 81)))[0].at
+    local = created.astimezone(ZoneInfo("America/New_York"))
+    assert f"{local:%d %b %Y %H:%M:%S} {local.tzname()}".lstrip("0") in html
+    assert "times in America/New_York" in html
+    utc_client, _ = await pages()
+    utc_html = await (await utc_client.get("/queue/job/81")).text()
+    assert f"{created.astimezone(UTC):%H:%M:%S} UTC" in utc_html and "times in UTC" in utc_html
