@@ -243,8 +243,9 @@ async def screenshot(url: str, path: str) -> None:
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     try:
         driver.get(url)
-        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
-        driver.set_window_size(1280, height)
+        height, chrome = driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
+        driver.set_window_size(1280, int(height) + int(chrome))
         driver.save_screenshot(path)
     finally:
         driver.quit()

@@ -35,8 +35,9 @@ class Browser:
         """A screenshot of the whole page (the window grows to the page's height for it)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.driver.set_window_size(width, HEIGHT)
-        height = int(self.driver.execute_script("return document.documentElement.scrollHeight"))
-        self.driver.set_window_size(width, min(max(height, HEIGHT), 6000))
+        height, chrome = self.driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.outerHeight - window.innerHeight]")
+        self.driver.set_window_size(width, min(int(height) + int(chrome), 6000))
         path = SCREENSHOTS / f"{name}.png"
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(WIDTH, HEIGHT)

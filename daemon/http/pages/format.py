@@ -15,7 +15,7 @@ STATE_WORDS = {
     State.PENDING.value: "Waiting",
     State.SYNCING.value: "Syncing",
     State.SYNCED.value: "In Intacct",
-    State.BLOCKED.value: "Held: connection down",
+    State.BLOCKED.value: "Connection down",
     State.FAILED.value: "Refused",
 }
 

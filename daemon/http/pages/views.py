@@ -14,7 +14,7 @@ from daemon.http.pages import chart
 from daemon.http.pages import format as fmt
 from daemon.http.pages.base import HOURS, REFRESH_S, SERVICES, Viewer, page, render, timezone_name
 from daemon.reconcile.report import LABELS, TRIGGERS, csv_name, render_csv
-from daemon.store import CATEGORY_ORDER, RecordKey
+from daemon.store import CATEGORY_ORDER, Category, RecordKey
 from daemon.sync import error_text
 from statemachine import STORED_STATES
 
@@ -32,6 +32,11 @@ SETTING_LABELS = (
     ("enable_parent_project_mapping", "Jobs under their project"),
     ("use_project_name_for_intacct_project_name", "Use the project's name"),
 )
+SHORT = {  # column heads of the runs table; the full label is the heading's title
+    Category.FAILED: "Refused", Category.BLOCKED: "Held", Category.MISSING: "Missing", Category.PARENT: "Parent",
+    Category.CUSTOMER: "Customer", Category.NAME: "Name", Category.ORPHAN: "Orphan", Category.OUTSIDE: "Older",
+    Category.MATCHED: "Agree",
+}
 NOTICES = {  # the only texts a redirect can ask for: nothing a link carries is shown
     "retried": ("good", "Retrying: the record is waiting for a worker again."),
     "not-failed": ("bad", "Only a refused record can be retried; this one is not refused (any more)."),
@@ -162,7 +167,7 @@ async def runs(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     before = _run_id(request.query["before"]) if request.query.get("before") else None
     found = await request.app[SERVICES].store.reconcile_runs(before=before, limit=RUNS_SHOWN)
     next_url = f"/reconciliation?before={found[-1].id}" if len(found) == RUNS_SHOWN else None
-    classes = [(c.value, LABELS[c]) for c in CATEGORY_ORDER]
+    classes = [(c.value, SHORT.get(c, c.value), LABELS[c]) for c in CATEGORY_ORDER]
     return render(request, viewer, "runs.html", section="reconciliation", refresh=REFRESH_S,
                   notice=notice(request), runs=found, before=before, next_url=next_url, classes=classes)
 
