@@ -45,7 +45,7 @@ CREATE INDEX records_pending_idx ON records (tenant_id, kind, priority DESC, sta
     WHERE state = 'pending';
 CREATE INDEX records_syncing_idx ON records (tenant_id, lease_expires_at) WHERE state = 'syncing';
 CREATE INDEX records_state_idx ON records (tenant_id, state, updated_at DESC, kind, st_id);
--- Counts per state, index-only on a small deduplicated index (0004).
+-- Counts per state, index-only on a small deduplicated index (0005).
 CREATE INDEX records_state_count_idx ON records (tenant_id, state);
 CREATE INDEX records_updated_idx ON records (tenant_id, updated_at DESC, kind, st_id);
 CREATE INDEX records_project_jobs_idx ON records (tenant_id, st_project_id) WHERE kind = 'job';
