@@ -314,8 +314,10 @@ class Daemon:
         logs.set_level(new.logging.level)
         if servicetitan_credentials(new) != servicetitan_credentials(old):
             self.servicetitan.update_credentials(servicetitan_credentials(new))
+        self.servicetitan.retry_after_max = new.sync.backoff_max.total_seconds()
         if intacct_settings(new) != intacct_settings(old):
             self.intacct.reconfigure(new)  # other credentials, or the other API (intacct.api)
+        self.intacct.tune(new)
         self.intacct_monitor.probe_now.set()  # new credentials, or an operator's nudge: probe at once
         await self._apply_auto_sync(new)
         if (old.settings, old.mapping) != (new.settings, new.mapping):

@@ -82,7 +82,9 @@ async def open_toolkit(
         st_session = await stack.enter_async_context(aiohttp.ClientSession())
         ia_session = await stack.enter_async_context(aiohttp.ClientSession())
         servicetitan = ServiceTitanClient(
-            st_session, servicetitan_credentials(cfg), observer=metrics.observe_servicetitan
+            st_session, servicetitan_credentials(cfg), observer=metrics.observe_servicetitan,
+            # No upstream's Retry-After parks a call longer than the daemon's own longest backoff.
+            retry_after_max=cfg.sync.backoff_max.total_seconds(),
         )
         intacct = IntacctConnection(ia_session, cfg, observer=metrics.observe_intacct)
         intacct_monitor = ConnectionMonitor("intacct")

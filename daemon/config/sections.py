@@ -88,6 +88,7 @@ class IntacctConfig:
     max_functions_per_request: int
     request_timeout: timedelta
     probe_interval: timedelta
+    session_max_age: timedelta  # XML: a session whose login announced no <sessiontimeout> lives this long
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,8 @@ def read_intacct(top: Section) -> IntacctConfig:
         max_functions_per_request=ia.integer("max_functions_per_request", 50, low=1, high=500),
         request_timeout=ia.duration("request_timeout", timedelta(seconds=60)),
         probe_interval=ia.duration("probe_interval", timedelta(seconds=30)),
+        # Intacct ends sessions in silence; one that announced no expiry is renewed after this.
+        session_max_age=ia.duration("session_max_age", timedelta(minutes=30)),
     )
 
 

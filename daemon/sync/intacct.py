@@ -34,7 +34,8 @@ class IntacctConnection:
             return IntacctRestClient(self._http, intacct_rest_credentials(config), max_concurrent_requests=slots,
                                      request_timeout=timeout, observer=self._observer, retry_after_max=wait_max)
         return IntacctClient(self._http, intacct_credentials(config), max_concurrent_requests=slots,
-                             request_timeout=timeout, observer=self._observer, retry_after_max=wait_max)
+                             request_timeout=timeout, observer=self._observer, retry_after_max=wait_max,
+                             session_max_age=ia.session_max_age.total_seconds())
 
     def reconfigure(self, config: Config) -> None:
         """Take new settings: other credentials, or the other API."""
@@ -45,6 +46,12 @@ class IntacctConnection:
             self.client.update_credentials(intacct_rest_credentials(config))
         else:
             self.client.update_credentials(intacct_credentials(config))
+
+    def tune(self, config: Config) -> None:
+        """Take the settings a reload may change without reconnecting."""
+        if isinstance(self.client, IntacctClient):
+            self.client.session_max_age = config.intacct.session_max_age.total_seconds()
+            self.client.retry_after_max = config.sync.backoff_max.total_seconds()
 
     async def execute(self, functions: Sequence[Function], *, priority: bool = False) -> list[FunctionResult]:
         """See `adapters.port.IntacctPort`."""

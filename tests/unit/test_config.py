@@ -124,6 +124,7 @@ def test_shipped_config_values_are_the_defaults() -> None:
         "max_functions_per_request",
         "request_timeout",
         "probe_interval",
+        "session_max_age",
     ):
         assert minimal["intacct"][key] == shipped["intacct"][key]
     assert minimal["report"]["send"] == shipped["report"]["send"]
@@ -142,6 +143,7 @@ def test_defaults() -> None:
     assert (cfg.intacct.max_concurrent_requests, cfg.intacct.max_functions_per_request) == (2, 50)
     assert cfg.intacct.request_timeout == timedelta(seconds=60)
     assert cfg.intacct.probe_interval == timedelta(seconds=30)
+    assert cfg.intacct.session_max_age == timedelta(minutes=30)
     assert cfg.settings == Settings()
     assert cfg.mapping == Mapping()
     assert (cfg.sync.workers, cfg.sync.max_attempts) == (4, 10)
@@ -348,6 +350,7 @@ def test_wrong_types(changes: dict[str, object], expected: str) -> None:
         ({"servicetitan.poll_interval": 0}, "servicetitan.poll_interval: must be a positive duration, got 0"),
         ({"intacct.request_timeout": -1}, "intacct.request_timeout: must be a positive duration, got -1"),
         ({"intacct.probe_interval": "0s"}, "intacct.probe_interval: must be a positive duration, got '0s'"),
+        ({"intacct.session_max_age": "0s"}, "intacct.session_max_age: must be a positive duration, got '0s'"),
         ({"sync.backoff_initial": "20m"}, "sync.backoff_initial: must not exceed sync.backoff_max (1200s > 600s)"),
         ({"http.listen": "127.0.0.1:70000"}, "http.listen: port must be between 0 and 65535, got 70000"),
         (
