@@ -34,6 +34,10 @@ class Metrics:
             f"{PREFIX}_servicetitan_requests", "HTTP requests to ServiceTitan by outcome", ["outcome"],
             registry=self.registry,
         )
+        self.rejected_rows = Counter(
+            f"{PREFIX}_servicetitan_rejected_rows", "ServiceTitan rows skipped as unusable, by feed", ["feed"],
+            registry=self.registry,
+        )
         self.poll_lag = Gauge(
             f"{PREFIX}_poll_lag_seconds", "Seconds since the change feeds were last read to their end",
             registry=self.registry,
@@ -58,6 +62,10 @@ class Metrics:
 
     def observe_servicetitan(self, outcome: str, _seconds: float) -> None:
         self.servicetitan_requests.labels(outcome=outcome).inc()
+
+    def count_rejected_row(self, feed: str) -> None:
+        """The poller skipped a row it could not take in."""
+        self.rejected_rows.labels(feed=feed).inc()
 
     def on_transitions(self, transitions: Sequence[Transition]) -> None:
         """Count claims that ended (the store's transition listener)."""

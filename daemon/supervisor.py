@@ -30,6 +30,7 @@ from daemon.reconcile import ReconcileService
 from daemon.sdnotify import Notifier
 from daemon.store import DB_ERRORS, Transition, iso, lock_key
 from daemon.sync import ERROR, OK, ConnectionMonitor, Poller, WorkerPool, error_text
+from daemon.sync.rejected import RejectedRows
 from daemon.tasks import TaskSet
 from daemon.wiring import new_owner, open_toolkit
 from statemachine import State
@@ -72,6 +73,11 @@ class Daemon:
 
     def is_leader(self) -> bool:
         return self._leader
+
+    def rejected_rows(self) -> list[dict[str, Any]]:
+        """The last ServiceTitan rows this process's poller skipped (the leader's; none elsewhere)."""
+        poller = getattr(self, "poller", None)
+        return poller.rejected.recent() if poller is not None else []
 
     async def database_ok(self) -> bool:
         try:
@@ -121,7 +127,7 @@ class Daemon:
         )
         self.poller_wake = asyncio.Event()
         self.poller = Poller(self.store, self.servicetitan, self.ingestor, self.servicetitan_monitor, self.config,
-                             self.poller_wake)
+                             self.poller_wake, RejectedRows(self.metrics.count_rejected_row))
         reconciler = ReconcileService.from_toolkit(kit, redactor=self.redactor)
         stack.push_async_callback(reconciler.aclose)  # after the HTTP server closes: cancels its runs
         self.reconciler = reconciler

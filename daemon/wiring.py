@@ -94,8 +94,13 @@ async def open_toolkit(
             sync = config().sync
             return RetryPolicy(sync.max_attempts, sync.backoff_initial, sync.backoff_max)
 
+        def template_of(kind: str) -> str:
+            mapping = config().mapping
+            return mapping.job_project_id if kind == "job" else mapping.project_project_id
+
         engine = SyncEngine(store, intacct, intacct_monitor, owner=owner, policy=policy,
-                            max_functions=lambda: config().intacct.max_functions_per_request)
+                            max_functions=lambda: config().intacct.max_functions_per_request,
+                            template_of=template_of)
         ingestor = Ingestor(store, servicetitan, config)
         gate = ExportGate(store, ingestor, engine, intacct_monitor, servicetitan_monitor, waiters, config)
         yield Toolkit(config, dsn, pool, store, servicetitan, intacct, intacct_monitor, servicetitan_monitor,

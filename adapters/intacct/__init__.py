@@ -12,6 +12,7 @@ from adapters.intacct.models import (
     QueryProjects,
     ReadProjects,
     UpdateProject,
+    project_id_problem,
 )
 from adapters.intacct.xml import (
     ParsedResponse,
@@ -39,4 +40,5 @@ __all__ = [
     "build_session_request",
     "classify_result",
     "parse_response",
+    "project_id_problem",
 ]

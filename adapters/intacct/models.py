@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -13,6 +14,26 @@ PROJECT_FIELDS: tuple[str, ...] = ("PROJECTID", "NAME", "PROJECTCATEGORY", "PARE
 READ_FIELDS: tuple[str, ...] = ("RECORDNO", "PROJECTID", "NAME", "PARENTID", "CUSTOMERID", "STATUS")
 MAX_READ_KEYS = 100
 MAX_PAGE_SIZE = 2000
+# What a PROJECTID can be: at most 20 characters (Intacct's ID fields), no comma (readByName keys
+# travel comma-separated, so such a project could never be read back), no control character and
+# no space at either end (Intacct trims them, so the id read back would differ from the one sent).
+PROJECTID_MAX_LENGTH = 20
+_PROJECTID_FORBIDDEN = re.compile("[,\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def project_id_problem(project_id: str) -> str | None:
+    """Why Intacct cannot hold ``project_id`` as a PROJECTID, or None when it can."""
+    if not project_id:
+        return "it is empty"
+    if len(project_id) > PROJECTID_MAX_LENGTH:
+        return f"it has {len(project_id)} characters, at most {PROJECTID_MAX_LENGTH} allowed"
+    bad = _PROJECTID_FORBIDDEN.search(project_id)
+    if bad is not None:
+        what = "a comma" if bad.group() == "," else f"the character U+{ord(bad.group()):04X}"
+        return f"it holds {what} at position {bad.start() + 1}"
+    if project_id != project_id.strip():
+        return "it starts or ends with a space"
+    return None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class Services(Protocol):
 
     def is_leader(self) -> bool: ...
 
+    def rejected_rows(self) -> list[dict[str, Any]]: ...
+
     async def database_ok(self) -> bool: ...
 
 
@@ -134,7 +136,8 @@ async def status_document(services: Services) -> dict[str, Any]:
         },
         "queue": {**counts, "oldest_pending_age_s": round((now - oldest).total_seconds(), 1) if oldest else 0.0},
         "poller": {"last_poll_at": iso(last_poll),
-                   "lag_s": round((now - last_poll).total_seconds(), 1) if last_poll else None},
+                   "lag_s": round((now - last_poll).total_seconds(), 1) if last_poll else None,
+                   "rejected_rows": services.rejected_rows()},
         "reconcile": {"last_run_at": latest["finished_at"] if latest else None,
                       "exceptions": latest["exceptions"] if latest else 0},
         "recent_failures": [

@@ -9,7 +9,7 @@ Every record ends its claim exactly once: synced, back to pending (with backoff)
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from adapters.intacct import CreateProject, FunctionResult, IntacctProject, Outc
 from adapters.port import IntacctPort
 from daemon import logs
 from daemon.store import Finished, Record, RecordKey, Store, Synced
+from daemon.sync.guards import TemplateOf, crash_error, refuse_bad_project_ids
 from daemon.sync.health import ConnectionMonitor, safe_error
 from statemachine import RetryPolicy, State, Trigger
 from statemachine.desired import changed_fields
@@ -25,7 +26,9 @@ from statemachine.identity import same_project
 from statemachine.order import Go, Parent, parent_verdict
 
 log = logs.get("st_intacct_sync.sync")
-MAX_ROUNDS = 4  # create → exists → read → update is the longest legitimate chain
+MAX_ROUNDS = 5  # create → exists → read → update → confirm a cleared field is the longest legitimate chain
+# Fields whose clearing by an empty element Intacct is not known to honour: confirmed by a read.
+CLEARED_CONFIRMED = ("PARENTID", "CUSTOMERID")
 
 
 def project_fields(p: IntacctProject) -> dict[str, str | None]:
@@ -37,7 +40,7 @@ def project_fields(p: IntacctProject) -> dict[str, str | None]:
 @dataclass
 class _Plan:
     record: Record
-    op: str  # "create" | "update" | "read"
+    op: str  # "create" | "update" | "read" | "confirm" (read back after clearing a field)
     fields: dict[str, str | None] = field(default_factory=dict)
 
     @property
@@ -76,6 +79,7 @@ class SyncEngine:
         policy: Callable[[], RetryPolicy],
         max_functions: Callable[[], int],
         rng: random.Random | None = None,
+        template_of: TemplateOf | None = None,
     ) -> None:
         self.store = store
         self.intacct = intacct
@@ -84,6 +88,7 @@ class SyncEngine:
         self._policy = policy
         self._max_functions = max_functions
         self._rng = rng or random.Random()
+        self._template_of = template_of
         self._working: set[RecordKey] = set()  # claims inside process(): the heartbeat renews these only
 
     def working_on(self) -> list[RecordKey]:
@@ -96,15 +101,16 @@ class SyncEngine:
         self._working |= keys
         try:
             out = _Outcomes(projects={r.key: r.intacct_project_id for r in records if r.kind == "project"})
-            plans = await self._initial_plans(await self._in_order(list(records), out), out, priority)
-            for _ in range(MAX_ROUNDS):
-                if not plans:
-                    break
-                plans = await self._round(plans, out, priority)
-            for plan in plans:  # a chain longer than any legitimate one: try again later
-                self._transient(out, plan, {"class": "transient", "errorno": None,
-                                            "description": "no stable answer from Intacct", "description2": None,
-                                            "correction": None})
+            try:
+                await self._sync(records, out, priority)
+            except Exception as exc:
+                # A bug of ours, or an answer nobody foresaw: the batch's records that have no end yet
+                # fail transiently with the attempt counted, so `max_attempts` ends the repetition.
+                log.exception("sync_batch_crashed", records=len(records), error=f"{type(exc).__name__}: {exc}")
+                ended = {s.key for s in out.synced} | {f.key for f in out.finished}
+                for r in records:
+                    if r.key not in ended:
+                        self._transient(out, _Plan(r, "create"), crash_error(exc), verify=True)
             claims = {r.key: r.claim_id for r in records}
             landed = await self.store.mark_synced(self.owner, out.synced, claims)
             landed.update(await self.store.finish(self.owner, out.finished, claims))
@@ -115,6 +121,27 @@ class SyncEngine:
             log.warning("claims_lost", count=len(lost), records=[str(k) for k in sorted(lost)][:20],
                         reason="lease expired or record changed hands before the result was stored")
         return landed
+
+    async def settle_crash(self, records: Sequence[Record], exc: BaseException) -> None:
+        """End a batch whose processing raised outside the engine's own guard: transient, attempt counted."""
+        out = _Outcomes()
+        for r in records:
+            self._transient(out, _Plan(r, "create"), crash_error(exc), verify=True)
+        await self.store.finish(self.owner, out.finished, {r.key: r.claim_id for r in records})
+
+    async def _sync(self, records: Sequence[Record], out: _Outcomes, priority: bool) -> None:
+        out.finished += refuse_bad_project_ids(records, self._template_of)
+        refused = {f.key for f in out.finished}
+        ready = await self._in_order([r for r in records if r.key not in refused], out)
+        plans = await self._initial_plans(ready, out, priority)
+        for _ in range(MAX_ROUNDS):
+            if not plans:
+                break
+            plans = await self._round(plans, out, priority)
+        for plan in plans:  # a chain longer than any legitimate one: try again later
+            self._transient(out, plan, {"class": "transient", "errorno": None,
+                                        "description": "no stable answer from Intacct", "description2": None,
+                                        "correction": None})
 
     # ---- planning ------------------------------------------------------------------------------
 
@@ -198,6 +225,11 @@ class SyncEngine:
         for plan in reads:
             r = plan.record
             actual = found.get(plan.project_id)
+            if actual is not None and plan.op == "confirm":
+                kept = {f: v for f, v in project_fields(actual).items() if f in plan.fields and v is not None}
+                if kept:
+                    out.finished.append(self._clear_refused(r, kept))
+                    continue
             if actual is None:
                 if self._inactive(r):
                     # Settled, but not recorded as existing: Intacct never said it has it.
@@ -213,8 +245,8 @@ class SyncEngine:
     # ---- one round of requests -----------------------------------------------------------------
 
     async def _round(self, plans: list[_Plan], out: _Outcomes, priority: bool) -> list[_Plan]:
-        reads = [p for p in plans if p.op == "read"]
-        writes = [p for p in plans if p.op != "read"]
+        reads = [p for p in plans if p.op in ("read", "confirm")]
+        writes = [p for p in plans if p.op not in ("read", "confirm")]
         follow: list[_Plan] = []
         if reads:
             follow += await self._plans_after_read(reads, out, priority)
@@ -298,6 +330,11 @@ class SyncEngine:
 
     def _apply(self, plan: _Plan, result: FunctionResult, out: _Outcomes, unsettled_parents: set[str]) -> list[_Plan]:
         r = plan.record
+        cleared: dict[str, str | None] = {f: None for f in CLEARED_CONFIRMED if f in plan.fields
+                                          and plan.fields[f] is None}
+        if result.outcome is Outcome.SUCCESS and plan.op == "update" and cleared:
+            # An empty element is not known to clear the field in the real gateway: read it back.
+            return [_Plan(r, "confirm", cleared)]
         if result.outcome is Outcome.SUCCESS:
             record_no = result.projects[0].record_no if result.projects else r.intacct_record_no
             out.synced.append(Synced(r.key, r.desired_hash, r.desired, record_no,
@@ -317,6 +354,17 @@ class SyncEngine:
         else:
             out.finished.append(Finished(r.key, State.FAILED, "refused by Intacct", r.desired_hash, error=error))
         return []
+
+    @staticmethod
+    def _clear_refused(r: Record, kept: Mapping[str, str | None]) -> Finished:
+        """Intacct answered success to an update that cleared these fields, yet still holds them."""
+        held = ", ".join(f"{f}={v!r}" for f, v in kept.items())
+        error = {"class": "permanent", "errorno": None,
+                 "description": f"Intacct kept {held} after an update that cleared {', '.join(kept)}",
+                 "description2": f"project {r.intacct_project_id} was updated without error, but the field was not "
+                                 "cleared: the XML gateway may not clear it with an empty element",
+                 "correction": f"clear {', '.join(kept)} of {r.intacct_project_id} in Intacct by hand, then retry"}
+        return Finished(r.key, State.FAILED, "Intacct did not clear the field", r.desired_hash, error=error)
 
     # ---- failures --------------------------------------------------------------------------------
 

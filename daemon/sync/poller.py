@@ -20,6 +20,7 @@ from daemon.config import Config
 from daemon.store import Store
 from daemon.sync.health import ConnectionMonitor
 from daemon.sync.ingest import Ingestor
+from daemon.sync.rejected import RejectedRows
 
 log = logs.get("st_intacct_sync.poller")
 
@@ -37,6 +38,7 @@ class Poller:
         monitor: ConnectionMonitor,
         config: Callable[[], Config],
         wake: asyncio.Event,
+        rejected: RejectedRows | None = None,
     ) -> None:
         self.store = store
         self.st = servicetitan
@@ -44,6 +46,7 @@ class Poller:
         self.monitor = monitor
         self._config = config
         self.wake = wake  # set by reloads and by ServiceTitan recovering
+        self.rejected = rejected if rejected is not None else RejectedRows()
         self.last_poll_at: datetime | None = None
         self._last_complete: float | None = None
 
@@ -95,6 +98,8 @@ class Poller:
                  else self.st.export_jobs(start, include_recent_changes=recent))
         rows = enqueued = 0
         async for page in pages:
+            # Stored with the page's cursor below: skipped for good, never a reason to stall the feed.
+            self.rejected.add(page.rejected)
             cursor = (feed, page.continue_from)
             if feed == "projects":
                 report = await self.ingestor.projects(page.rows, activation=activation, cursor=cursor)  # type: ignore[arg-type]

@@ -115,10 +115,13 @@ class WorkerPool:
             log.warning("results_not_stored", worker=index, records=len(batch),
                         error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(1.0)
-        except Exception:
+        except Exception as exc:
+            # Released unchanged, the batch would be claimed and crash again for ever: each record
+            # fails transiently with its attempt counted, so `max_attempts` ends it. If even that
+            # cannot be stored, the leases expire and their claims are read before any create.
             log.exception("sync_batch_crashed", worker=index, records=len(batch))
-            with contextlib.suppress(*DB_ERRORS):
-                await self.store.release(self.engine.owner, batch, verify_first=True)
+            with contextlib.suppress(Exception):
+                await self.engine.settle_crash(batch, exc)
             await asyncio.sleep(1.0)
 
     async def _claim_size(self, config: Config) -> int:

@@ -21,7 +21,7 @@ RATES = (
 CONCURRENCY_LEVELS = ("control", "function")
 # How the gateway says that a session is dead: the real one has several wordings.
 SESSION_DEATHS = ("invalid_session", "sign_in_incorrect", "empty_userid", "http_401")
-FLAGS = ("announce_session_timeout",)
+FLAGS = ("announce_session_timeout", "clear_by_empty_element")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,9 @@ class Faults:
     oversize_bytes: int = 64 * 1024 * 1024 + 1024
     session_death: str = "invalid_session"  # the wording of a refused session: one of SESSION_DEATHS
     announce_session_timeout: bool = True  # false: no <sessiontimeout> in any answer
+    # false: an update's empty PARENTID/CUSTOMERID is ignored (success, old value kept), as the real
+    # gateway may do: no SDK clears a field this way, so nobody has shown that it works.
+    clear_by_empty_element: bool = True
 
     def changed(self, changes: Mapping[str, object]) -> Faults:
         """A copy with ``changes`` applied; raises ValueError naming the first bad key."""

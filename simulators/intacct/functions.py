@@ -86,6 +86,11 @@ def update(ctx: Context, call: Call) -> Result:
     project_id = fields.pop("PROJECTID", "")
     if not project_id:
         return _failure(call, SimError(GENERIC_ERRORNO, description2="PROJECTID is required to update a Project."))
+    if not ctx.state.faults.clear_by_empty_element:
+        for name in ("PARENTID", "CUSTOMERID"):
+            if name in fields and not fields[name]:
+                del fields[name]
+                ctx.state.stats.faults["empty_clear_ignored"] += 1
     try:
         project = ctx.state.projects.update(project_id, fields, ctx.state.customers)
     except ProjectRefused as exc:

@@ -94,6 +94,9 @@ class Services:
     def is_leader(self) -> bool:
         return True
 
+    def rejected_rows(self) -> list[dict[str, Any]]:
+        return []
+
     async def database_ok(self) -> bool:
         return True
 

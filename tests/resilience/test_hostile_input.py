@@ -243,7 +243,7 @@ async def test_hostile_servicetitan_payloads(stack: Stack) -> None:
     too_long = await sim.project(plain["id"], "Number too long", number=TOO_LONG_NUMBER)
     expectations.append({"case": "project/projectid_too_long", "kind": "project", "id": too_long["id"],
                          "pid": f"P-{TOO_LONG_NUMBER}", "raw": "Number too long", "fallback": "",
-                         "fails": "PROJECTID is too long"})
+                         "fails": "PROJECTID is not valid"})
 
     total = len(expectations)
 
@@ -265,6 +265,9 @@ async def test_hostile_servicetitan_payloads(stack: Stack) -> None:
         if "fails" in e:
             assert record["state"] == "failed", (e["case"], record)
             assert e["fails"] in (record["last_error"] or {}).get("description2", ""), record["last_error"]
+            # Refused before sending, naming the template and the value it made.
+            assert e["pid"] in record["last_error"]["description"], record["last_error"]
+            assert "template" in record["last_error"]["description"], record["last_error"]
             assert e["pid"] not in by_id
             continue
         assert record["state"] == "synced", (e["case"], record["state"], record["last_error"])
