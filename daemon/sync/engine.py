@@ -9,7 +9,7 @@ Every record ends its claim exactly once: synced, back to pending (with backoff)
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from adapters.intacct import CreateProject, FunctionResult, IntacctProject, Outc
 from adapters.port import IntacctPort
 from daemon import logs
 from daemon.store import Finished, Record, RecordKey, Store, Synced
-from daemon.sync.guards import TemplateOf, crash_error, refuse_bad_project_ids
+from daemon.sync.guards import TemplateOf, clear_refused, crash_error, refuse_bad_project_ids
 from daemon.sync.health import ConnectionMonitor, safe_error
 from statemachine import RetryPolicy, State, Trigger
 from statemachine.desired import changed_fields
@@ -26,7 +26,7 @@ from statemachine.identity import same_project
 from statemachine.order import Go, Parent, parent_verdict
 
 log = logs.get("st_intacct_sync.sync")
-MAX_ROUNDS = 5  # create → exists → read → update → confirm a cleared field is the longest legitimate chain
+MAX_ROUNDS = 5  # create → exists → read → update → confirm a clear: the longest legitimate chain
 # Fields whose clearing by an empty element Intacct is not known to honour: confirmed by a read.
 CLEARED_CONFIRMED = ("PARENTID", "CUSTOMERID")
 
@@ -104,8 +104,7 @@ class SyncEngine:
             try:
                 await self._sync(records, out, priority)
             except Exception as exc:
-                # A bug of ours, or an answer nobody foresaw: the batch's records that have no end yet
-                # fail transiently with the attempt counted, so `max_attempts` ends the repetition.
+                # A bug, or an answer nobody foresaw: a transient failure, counted (max_attempts ends it).
                 log.exception("sync_batch_crashed", records=len(records), error=f"{type(exc).__name__}: {exc}")
                 ended = {s.key for s in out.synced} | {f.key for f in out.finished}
                 for r in records:
@@ -228,7 +227,7 @@ class SyncEngine:
             if actual is not None and plan.op == "confirm":
                 kept = {f: v for f, v in project_fields(actual).items() if f in plan.fields and v is not None}
                 if kept:
-                    out.finished.append(self._clear_refused(r, kept))
+                    out.finished.append(clear_refused(r, kept))
                     continue
             if actual is None:
                 if self._inactive(r):
@@ -354,17 +353,6 @@ class SyncEngine:
         else:
             out.finished.append(Finished(r.key, State.FAILED, "refused by Intacct", r.desired_hash, error=error))
         return []
-
-    @staticmethod
-    def _clear_refused(r: Record, kept: Mapping[str, str | None]) -> Finished:
-        """Intacct answered success to an update that cleared these fields, yet still holds them."""
-        held = ", ".join(f"{f}={v!r}" for f, v in kept.items())
-        error = {"class": "permanent", "errorno": None,
-                 "description": f"Intacct kept {held} after an update that cleared {', '.join(kept)}",
-                 "description2": f"project {r.intacct_project_id} was updated without error, but the field was not "
-                                 "cleared: the XML gateway may not clear it with an empty element",
-                 "correction": f"clear {', '.join(kept)} of {r.intacct_project_id} in Intacct by hand, then retry"}
-        return Finished(r.key, State.FAILED, "Intacct did not clear the field", r.desired_hash, error=error)
 
     # ---- failures --------------------------------------------------------------------------------
 

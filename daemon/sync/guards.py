@@ -1,16 +1,19 @@
-"""What the engine refuses before it talks to Intacct, and how it ends a batch its own code broke.
+"""What the engine refuses, what it checks after Intacct said yes, and how it ends a batch it broke.
 
 A PROJECTID Intacct cannot hold (a comma, more than 20 characters, a control character) comes from
 the configured template and ServiceTitan's data; sent, it would be refused (or, with a comma, could
 never be read back), so the record fails at once with an error naming the template and the value.
-An unexpected exception while syncing a batch is a transient failure of each of its records, with
-the attempt counted: retried with backoff, failed once `max_attempts` are spent, never a loop.
+An update that cleared PARENTID or CUSTOMERID is read back (no SDK clears a field with an empty
+element, so the real gateway may ignore it); a value Intacct kept fails the record once, instead of
+an update planned again at every pass. An unexpected exception while syncing a batch is a transient
+failure of each of its records, with the attempt counted: retried with backoff, failed once
+`max_attempts` are spent, never a loop.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from adapters.intacct import project_id_problem
@@ -40,6 +43,17 @@ def refuse_bad_project_ids(records: Sequence[Record], template_of: TemplateOf | 
         }
         refused.append(Finished(r.key, State.FAILED, "PROJECTID not valid in Intacct", r.desired_hash, error=error))
     return refused
+
+
+def clear_refused(r: Record, kept: Mapping[str, str | None]) -> Finished:
+    """Intacct answered success to an update that cleared these fields, yet still holds them: failed, once."""
+    held = ", ".join(f"{f}={v!r}" for f, v in kept.items())
+    error = {"class": "permanent", "errorno": None,
+             "description": f"Intacct kept {held} after an update that cleared {', '.join(kept)}",
+             "description2": f"project {r.intacct_project_id} was updated without error, but the field was not "
+                             "cleared: the XML gateway may not clear it with an empty element",
+             "correction": f"clear {', '.join(kept)} of {r.intacct_project_id} in Intacct by hand, then retry"}
+    return Finished(r.key, State.FAILED, "Intacct did not clear the field", r.desired_hash, error=error)
 
 
 def crash_error(exc: BaseException) -> dict[str, Any]:
