@@ -371,7 +371,10 @@ async def test_record_page_shows_fields_history_and_the_parent(pages: Any, store
     html = await (await client.get("/queue/job/601")).text()
     assert 'href="/queue/project/600"' in html and "Riverside Office" in html
     assert "BL01001973" in html  # the parent's own error, in Intacct's words
-    assert "waits until its parent is in Intacct" in html
+    assert "Intacct refused the parent, so this job cannot go to Intacct before it" in html
+    await store.retry_failed([RecordKey("project", 600)])
+    html = await (await client.get("/queue/job/601")).text()
+    assert "This job waits until its parent is in Intacct." in html and "Intacct refused the parent" not in html
     assert html.count("new in ServiceTitan") == 1
 
 
