@@ -7,6 +7,11 @@
   setInterval(function () {
     var active = document.activeElement;
     var busy = active && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(active.tagName);
-    if (document.visibilityState === "visible" && !busy) { window.location.reload(); }
+    if (document.visibilityState === "visible" && !busy) {
+      // Without the one-time notice (?done=...) of the action that led here: it is old news now.
+      var url = new URL(window.location.href);
+      url.searchParams.delete("done");
+      window.location.replace(url.toString());
+    }
   }, seconds * 1000);
 }());
