@@ -131,7 +131,7 @@ async def status_document(services: Services) -> dict[str, Any]:
         "tenant_id": config.servicetitan.tenant_id,
         "settings": settings,
         "connections": {
-            "intacct": services.intacct_monitor.public(),
+            "intacct": {**services.intacct_monitor.public(), "api": config.intacct.api},
             "servicetitan": services.servicetitan_monitor.public(),
         },
         "queue": {**counts, "oldest_pending_age_s": round((now - oldest).total_seconds(), 1) if oldest else 0.0},

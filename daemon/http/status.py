@@ -12,7 +12,8 @@ def render_status(doc: dict[str, Any]) -> str:
     lines = [f"st-intacct-sync {doc.get('version')} — tenant {doc.get('tenant_id')}, up {doc.get('uptime_s')} s"]
     for name, conn in (doc.get("connections") or {}).items():
         extra = f" ({error_text(conn.get('last_error'))})" if conn.get("last_error") else ""
-        lines.append(f"  {name:<13} {conn.get('state')} since {conn.get('since')}{extra}")
+        api = f" over the {conn['api'].upper()} API" if conn.get("api") else ""
+        lines.append(f"  {name:<13} {conn.get('state')}{api} since {conn.get('since')}{extra}")
     queue = doc.get("queue") or {}
     lines.append("  queue         " + ", ".join(f"{k} {v}" for k, v in queue.items()))
     poller = doc.get("poller") or {}

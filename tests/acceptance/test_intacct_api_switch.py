@@ -37,6 +37,7 @@ async def test_switching_api_by_reload_and_restart_loses_and_duplicates_nothing(
     assert len(ids) == len(set(ids)) == 156
     rest_stats = await stack.ia.call("GET", "/_sim/rest/stats")
     assert rest_stats["tokens_minted"] >= 1 and rest_stats["requests"] > 0  # REST carried part of the work
+    assert (await daemon.status())["connections"]["intacct"]["api"] == "rest"
 
     # 2. More work, then a restart back to XML in the middle of it.
     await stack.st.bulk({"jobs": [{"customerId": customer["id"], "projectId": projects[i % 6]} for i in range(100)]})
@@ -51,6 +52,7 @@ async def test_switching_api_by_reload_and_restart_loses_and_duplicates_nothing(
     assert (await stack.ia.call("GET", "/_sim/rest/stats"))["requests"] >= rest_requests
     status = await daemon.status()
     assert status["queue"]["failed"] == 0 and status["connections"]["intacct"]["state"] == "ok"
+    assert status["connections"]["intacct"]["api"] == "xml"
     assert daemon.proc.stop(60) == 0
 
 
