@@ -1,3 +1,5 @@
 """Shared fixtures live in tests/plugins/ so that each concern has one module."""
 
-pytest_plugins = ["tests.plugins.database", "tests.plugins.simulators", "tests.plugins.intacct_rest"]
+pytest_plugins = [
+    "tests.plugins.database", "tests.plugins.simulators", "tests.plugins.intacct_rest", "tests.plugins.pages",
+]

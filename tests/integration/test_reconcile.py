@@ -27,7 +27,7 @@ from daemon.store.rows import RecordKey
 from daemon.wiring import Toolkit, open_toolkit
 from statemachine import State
 from tests.acceptance.harness import free_port
-from tests.integration import test_ui_pages as ui_pages
+from tests.integration import ui_support
 from tests.integration.test_mail import Inbox, authenticator, parts, start_server
 from tests.plugins.database import TENANT_ID
 from tests.plugins.simulators import IntacctSim, ServiceTitanSim
@@ -325,7 +325,7 @@ async def test_the_report_arrives_by_email(world: World, database_dsn: str) -> N
     for part in (message.as_string(), text, html, content):
         assert not [s for s in secrets if s in part]
     # The queue page's download of the run is this very file.
-    services = ui_pages.Services(world.kit.store, ui_pages.make_config())
+    services = ui_support.Services(world.kit.store, ui_support.make_config())
     async with TestClient(TestServer(create_app(services))) as client:  # type: ignore[arg-type]
         response = await client.get(f"/reconciliation/{result.run.id}/csv")
         assert response.status == 200 and f'filename="{name}"' in response.headers["Content-Disposition"]
