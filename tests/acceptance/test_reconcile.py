@@ -52,9 +52,11 @@ async def test_post_reconcile_repairs_and_latest_reports(stack: Stack) -> None:
 
     async def finished() -> dict[str, Any] | None:
         code, latest = await daemon.http.status_and_json("GET", "/v1/reconcile/latest")
-        return latest if code == 200 and latest["id"] == run_id else None
+        # The report's outcome is stored after the run is done (mailing happens outside the lock).
+        reported = code == 200 and (latest["report"].get("error") or latest["report"].get("sent_at"))
+        return latest if reported and latest["id"] == run_id else None
 
-    latest = await wait_until(finished, 30, "the run to finish")
+    latest = await wait_until(finished, 30, "the run to finish and its report's outcome")
     assert latest["status"] == "done" and latest["trigger"] == "http" and latest["scope"] == "activated"
     assert latest["counts"]["missing_in_intacct"] == 1 and latest["counts"]["name_mismatch"] == 1
     assert latest["counts"]["matched"] == 1 and latest["exceptions"] == 2 and latest["remaining"] == 0
