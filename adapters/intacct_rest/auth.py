@@ -54,6 +54,7 @@ class TokenSource:
         self._lock = asyncio.Lock()
         self._token: Token | None = None
         self.minted = 0
+        self.lifetime: float | None = None  # expires_in of the last token minted, seconds
 
     def drop(self, value: str | None = None) -> None:
         """Forget the token (only if it is still ``value``, when given): the next call mints."""
@@ -103,7 +104,7 @@ class TokenSource:
         body = load(raw)
         if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
             self.minted += 1
-            life = _lifetime(body.get("expires_in"))
+            life = self.lifetime = _lifetime(body.get("expires_in"))
             return Token(body["access_token"], _now() + max(life - _RENEW_MARGIN_S, life * 0.9))
         error = error_of(body)
         detail = f" ({error.text()[:300]})" if error else ""

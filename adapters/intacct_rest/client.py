@@ -165,6 +165,13 @@ class IntacctRestClient:
                 yield page
             start = _next(meta, start, len(rows))
 
+    async def describe(self) -> dict[str, object]:
+        """What a login shows, for an operator's check: user, entity, token lifetime, projects visible."""
+        _rows, meta = await self._query([], None, 1, 1)
+        c = self.credentials
+        return {"api": "rest", "base_url": c.base_url, "user": c.username, "entity": c.entity_id,
+                "token_expires_in_s": self._transport.tokens.lifetime, "projects": meta.get("totalCount")}
+
     async def probe(self) -> None:
         """A cheap authenticated query; ConnectionFailure when the user may not read projects."""
         try:

@@ -327,3 +327,11 @@ async def test_missing_projects_permission_is_a_connection_failure(rest_sim: Res
     with pytest.raises(ConnectionFailure):
         await rest_client.execute([create(1)])
     assert rest_sim.projects() == {}
+
+
+async def test_describe_reports_the_login(rest_sim: RestSim, rest_client: IntacctRestClient) -> None:
+    rest_sim.set_options(token_ttl=7200)
+    await rest_client.execute([create(1), create(2)])
+    facts = await rest_client.describe()
+    assert facts == {"api": "rest", "base_url": rest_sim.base_url, "user": "wsuser@company", "entity": None,
+                     "token_expires_in_s": 7200.0, "projects": 2}
