@@ -110,6 +110,10 @@ async def test_office_flow_in_a_browser(stack: Stack, browser: Browser) -> None:
         assert all(tiles[s] >= 1 for s in ("pending", "syncing", "synced", "blocked-by-connection", "failed")), tiles
         assert driver.find_element(By.CSS_SELECTOR, "figure.chart svg rect.bar-synced")
         browser.shot("overview")
+        browser.shot("overview-phone", width=390)
+        driver.set_window_size(390, 844)
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        driver.set_window_size(1280, 900)
 
         # The queue, filtered to failed, with the form (no script involved).
         go(driver, By.LINK_TEXT, "Queue")

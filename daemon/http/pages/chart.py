@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 from statemachine import State
 
 HOURS = 24
-WIDTH, HEIGHT = 960, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28  # room for the y labels and the hour labels
+WIDTH, HEIGHT = 960, 260
+LEFT, RIGHT, TOP, BOTTOM = 64, 8, 14, 34  # room for the y labels and the hour labels
 SYNCED, FAILED = State.SYNCED.value, State.FAILED.value
 SERIES = (SYNCED, FAILED)
 
