@@ -62,14 +62,20 @@ async def open_toolkit(
     metrics: Metrics | None = None,
     pool_size: int | None = None,
     redactor: logs.Redactor | None = None,
+    patient: bool = True,
 ) -> AsyncIterator[Toolkit]:
-    """Open and wire everything; `config` is called whenever the current settings are needed."""
+    """Open and wire everything; `config` is called whenever the current settings are needed.
+
+    `patient`: wait for the database as long as it takes (the daemon); a command is not, and gives
+    up after `database.connect_timeout`.
+    """
     cfg = config()
     metrics = metrics or Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        dsn = await stack.enter_async_context(open_database(cfg, stop))
+        dsn = await stack.enter_async_context(open_database(cfg, stop, patient=patient))
         pool = await stack.enter_async_context(
-            asyncpg.create_pool(dsn, min_size=1, max_size=pool_size or cfg.sync.workers + 8, command_timeout=60)
+            asyncpg.create_pool(dsn, min_size=1, max_size=pool_size or cfg.sync.workers + 8, command_timeout=60,
+                                timeout=cfg.database.connect_timeout.total_seconds())
         )
         async with pool.acquire() as conn:
             applied = await migrate(conn)

@@ -31,20 +31,22 @@ class CommandError(Exception):
     """A command cannot proceed; the message is for the operator."""
 
 
-def load(args: argparse.Namespace, *, daemon: bool = False) -> tuple[Config, logs.Redactor]:
+def load(args: argparse.Namespace, *, daemon: bool = False, lenient: bool = False) -> tuple[Config, logs.Redactor]:
     """Load the configuration and set up logging (the daemon logs to stdout, commands to stderr).
 
+    `lenient`: the command talks only to the database or the daemon's HTTP, so it runs in an admin
+    shell that cannot read the service's secrets (config.Section explains what is relaxed).
     From here on every line the command prints passes the redactor, like the log: an error text from a
     library or a server can hold a configured secret, and a print is as public as a log line.
     """
-    config = load_config(Path(args.config))
+    config = load_config(Path(args.config), lenient=lenient)
     level = config.logging.level if daemon else max_level(config.logging.level, "warning")
     redactor = logs.configure(level=level, fmt=config.logging.format, redactor=logs.Redactor(config.secrets()),
                               stream=sys.stdout if daemon else sys.stderr)
     sys.stdout = logs.RedactingWriter(sys.stdout, redactor)
     sys.stderr = logs.RedactingWriter(sys.stderr, redactor)
     for warning in config.warnings:
-        log.warning("config_readable_by_others", warning=warning)
+        log.warning("config_warning", warning=warning)
     return config, redactor
 
 
@@ -85,28 +87,21 @@ def run(args: argparse.Namespace) -> int:
 @guarded
 def migrate(args: argparse.Namespace) -> int:
     """Apply the database migrations."""
-    config, _ = load(args)
+    config, _ = load(args, lenient=True)
 
     async def go() -> list[int]:
-        async with open_database(config) as dsn:
+        async with open_database(config, patient=False) as dsn:
             import asyncpg
 
-            conn = await asyncpg.connect(dsn)
+            conn = await asyncpg.connect(dsn, timeout=config.database.connect_timeout.total_seconds())
             try:
                 return [m.version for m in await apply_migrations(conn)]
             finally:
                 await conn.close()
 
-    applied = asyncio.run(_bounded(go(), 60, "the database did not answer within 60 s"))
+    applied = asyncio.run(go())
     print(f"applied migrations {applied}" if applied else "database schema is up to date")
     return EXIT_OK
-
-
-async def _bounded(coro: Any, seconds: float, message: str) -> Any:
-    try:
-        return await asyncio.wait_for(coro, seconds)
-    except TimeoutError:
-        raise CommandError(message) from None
 
 
 def _status_url(config: Config) -> str:
@@ -121,7 +116,7 @@ def _status_url(config: Config) -> str:
 @guarded
 def status(args: argparse.Namespace) -> int:
     """Print the running daemon's /status in a readable form."""
-    config, _ = load(args)
+    config, _ = load(args, lenient=True)
     url = _status_url(config)
     request = urllib.request.Request(url)
     if config.http.token is not None and not config.http.loopback:
@@ -129,6 +124,13 @@ def status(args: argparse.Namespace) -> int:
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             doc = json.load(response)
+    except urllib.error.HTTPError as exc:
+        hint = ""
+        if exc.code == 401:
+            hint = (": it wants http.token, which this shell cannot read (run as root or as the service user)"
+                    if config.http.token is None else ": it refused http.token")
+        print(f"st-intacct-sync status: the daemon at {url} answered {exc.code}{hint}", file=sys.stderr)
+        return EXIT_FAILED
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"st-intacct-sync status: the daemon does not answer at {url} ({exc})", file=sys.stderr)
         return EXIT_FAILED
@@ -143,7 +145,7 @@ def sync(args: argparse.Namespace) -> int:
     key = RecordKey("job", args.job) if args.job is not None else RecordKey("project", args.project)
 
     async def go() -> int:
-        async with (open_toolkit(lambda: config, owner=new_owner("sync"), pool_size=4) as kit,
+        async with (open_toolkit(lambda: config, owner=new_owner("sync"), pool_size=4, patient=False) as kit,
                     leases_renewed(kit.store, kit.engine, lambda: config.sync.lease)):
             outcome = await kit.gate.ensure([key], timeout=args.timeout)
             for result in outcome.results:
@@ -172,7 +174,7 @@ def backfill(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else ["project", "job"]  # projects first: jobs find their parents
 
     async def go() -> int:
-        async with open_toolkit(lambda: config, owner=new_owner("backfill"), pool_size=4) as kit:
+        async with open_toolkit(lambda: config, owner=new_owner("backfill"), pool_size=4, patient=False) as kit:
             total_read = total_enqueued = 0
             started = time.monotonic()
             for kind in kinds:
@@ -217,10 +219,10 @@ def retry(args: argparse.Namespace) -> int:
     if not keys and not args.failed:
         print("st-intacct-sync retry: give --failed, or --job/--project ids", file=sys.stderr)
         return EXIT_BAD_INPUT
-    config, _ = load(args)
+    config, _ = load(args, lenient=True)
 
     async def go() -> int:
-        async with open_toolkit(lambda: config, owner=new_owner("retry"), pool_size=2) as kit:
+        async with open_toolkit(lambda: config, owner=new_owner("retry"), pool_size=2, patient=False) as kit:
             done = await kit.store.retry_failed(keys, all_failed=args.failed and not keys, priority=PRIORITY // 2,
                                                 reason="operator retry (CLI)")
             skipped = [k for k in keys if k not in done]
@@ -251,7 +253,7 @@ def reconcile(args: argparse.Namespace) -> int:
               "waiting for it to finish…", flush=True)
 
     async def go() -> int:
-        async with open_toolkit(lambda: config, owner=new_owner("reconcile"), pool_size=4) as kit:
+        async with open_toolkit(lambda: config, owner=new_owner("reconcile"), pool_size=4, patient=False) as kit:
             service = ReconcileService.from_toolkit(kit, redactor=redactor, mail_policy=CLI_MAIL)
             result = await service.run_once("cli", wait=True, repair=False if args.no_repair else None,
                                             email=not args.no_email, progress=_progress, on_wait=waiting)

@@ -40,7 +40,7 @@ def check_config(args: argparse.Namespace) -> int:
     sys.stdout.write(yaml.safe_dump(config.public_dict(), sort_keys=False, allow_unicode=True))
     for warning in config.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"config OK: {path}")
+    print(f"config OK: {path}" + (f" ({len(config.warnings)} warning(s) on stderr)" if config.warnings else ""))
     return EXIT_OK
 
 

@@ -91,7 +91,10 @@ class Config:
     report: ReportConfig
     logging: LoggingConfig
     inline_secrets: tuple[str, ...] = ()  # key paths of secrets written into the file itself
-    warnings: tuple[str, ...] = ()  # for the operator, logged once logging is set up
+    # For the operator, logged once logging is set up: old spellings (accepted), readable secrets.
+    warnings: tuple[str, ...] = ()
+    # False when read leniently for a command that needs no secret: secrets may be missing.
+    secrets_read: bool = True
 
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret value, revealed, for the filters that redact them from output."""
@@ -112,7 +115,8 @@ class Config:
         email = self.report.email
         return {
             "source": self.source,
-            "database": {"dsn": self.database.masked_dsn()},
+            "database": {"dsn": self.database.masked_dsn(),
+                         "connect_timeout": self.database.connect_timeout.total_seconds()},
             "state_dir": str(self.state_dir),
             "http": {"listen": self.http.listen, "token": _mask(self.http.token),
                      "allowed_hosts": list(self.http.allowed_hosts)},
@@ -124,6 +128,8 @@ class Config:
             "reconcile": _plain(self.reconcile),
             "report": {
                 "send": self.report.send,
+                "daily_at": self.report.daily_at.strftime("%H:%M") if self.report.daily_at else None,
+                "timezone": self.report.timezone,
                 "email": None
                 if email is None
                 else {
@@ -131,7 +137,7 @@ class Config:
                     "from": email.sender,
                     "smtp_host": email.smtp_host,
                     "smtp_port": email.smtp_port,
-                    "starttls": email.starttls,
+                    "tls": email.tls,
                     "username": email.username,
                     "password": _mask(email.password),
                 },
@@ -177,8 +183,8 @@ def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, A
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
 
 
-def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
-    """Read, parse and validate the configuration file at `path`."""
+def load_config(path: Path, env: Mapping[str, str] = os.environ, *, lenient: bool = False) -> Config:
+    """Read, parse and validate the configuration file at `path` (`lenient`: see `Section`)."""
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -190,9 +196,9 @@ def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(source, None, f"not UTF-8 text (bad byte at offset {exc.start})") from None
-    config = load_config_text(text, source, env)
+    config = load_config_text(text, source, env, lenient=lenient)
     warning = _readable_by_others(Path(path), config.inline_secrets)
-    return replace(config, warnings=(warning,)) if warning else config
+    return replace(config, warnings=(*config.warnings, warning)) if warning else config
 
 
 def _readable_by_others(path: Path, inline: tuple[str, ...]) -> str | None:
@@ -210,7 +216,8 @@ def _readable_by_others(path: Path, inline: tuple[str, ...]) -> str | None:
             f"({', '.join(inline)}): chmod 600 it, or move them to *_file credentials or ${{NAME}} variables")
 
 
-def load_config_text(text: str, source: str, env: Mapping[str, str] = os.environ) -> Config:
+def load_config_text(text: str, source: str, env: Mapping[str, str] = os.environ, *, lenient: bool = False
+                     ) -> Config:
     """Parse and validate configuration YAML held in `text`; `source` names it in errors."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)
@@ -222,14 +229,20 @@ def load_config_text(text: str, source: str, env: Mapping[str, str] = os.environ
         raise ConfigError(source, None, f"invalid YAML: {exc}") from None
     if data is None:
         raise ConfigError(source, None, "the file is empty (see config.yaml in the repository for an example)")
-    return parse_config(data, source, env)
+    return parse_config(data, source, env, lenient=lenient)
 
 
-def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ) -> Config:
+def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ, *, lenient: bool = False
+                 ) -> Config:
     """Validate already-parsed YAML `data` into a Config."""
     if not isinstance(data, dict):
         raise ConfigError(source, None, f"expected a mapping of sections at the top level, got {describe(data)}")
-    top = Section(source, env, "", data, _TOP_KEYS)
+    return read_config(Section(source, env, "", data, _TOP_KEYS, lenient=lenient))
+
+
+def read_config(top: Section) -> Config:
+    """Every section of the file through `top` (the loader's Section, or the schema's recorder)."""
+    source = top.source
     for name in ("servicetitan", "intacct"):
         if not top.given(name):
             raise top.error(name, "required")
@@ -246,5 +259,7 @@ def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ)
         reconcile=read_reconcile(top),
         report=read_report(top),
         logging=read_logging(top),
+        warnings=tuple(top.notes),
+        secrets_read=not top.lenient,
     )
     return replace(config, inline_secrets=tuple(top.inline))

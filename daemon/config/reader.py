@@ -60,7 +60,13 @@ def describe(value: object) -> str:
 
 
 class Section:
-    """One mapping of the file: refuses unknown keys at once, then hands out typed values."""
+    """One mapping of the file: refuses unknown keys at once, then hands out typed values.
+
+    `lenient` reads the file for a command that needs neither API (status, migrate, retry): a secret
+    that cannot be read (its variable unset, its file unreadable by an admin shell) is left unset and
+    a `${NAME}` of another key that is unset stays as written. `notes` collects the warnings of the
+    whole file (old spellings), shared by every section read from it.
+    """
 
     def __init__(
         self,
@@ -71,8 +77,13 @@ class Section:
         keys: Iterable[str],
         secrets: Iterable[str] = (),
         inline: list[str] | None = None,
+        *,
+        lenient: bool = False,
+        notes: list[str] | None = None,
     ) -> None:
         self.source, self.env, self.path = source, env, path
+        self.lenient = lenient
+        self.notes: list[str] = [] if notes is None else notes
         self.secrets = frozenset(secrets)
         # Key paths of secrets written into the file itself (shared by every section of one file).
         self.inline: list[str] = [] if inline is None else inline
@@ -94,18 +105,25 @@ class Section:
         """A ConfigError about `key` of this section."""
         return ConfigError(self.source, self.key(key), problem)
 
+    def warn(self, key: str, problem: str) -> None:
+        """Note a warning about `key` (an old spelling): one line, like an error's."""
+        self.notes.append(str(ConfigError(self.source, self.key(key), problem)))
+
     def given(self, key: str) -> bool:
         """Whether the file sets `key` to something other than null."""
         return self.data.get(key) is not None
 
     def section(self, key: str, keys: Iterable[str], secrets: Iterable[str] = ()) -> Section:
         """The sub-section `key` (an absent or empty one reads as empty)."""
-        return Section(self.source, self.env, self.key(key), self.data.get(key), keys, secrets, self.inline)
+        return type(self)(self.source, self.env, self.key(key), self.data.get(key), keys, secrets, self.inline,
+                          lenient=self.lenient, notes=self.notes)
 
     def _text(self, key: str, raw: str) -> str:
         try:
             return interpolate(raw, self.env)
         except InterpolationError as exc:
+            if self.lenient:
+                return raw
             raise self.error(key, str(exc)) from None
 
     def _absent(self, key: str, default: object) -> bool:
@@ -215,11 +233,18 @@ class Section:
             if not isinstance(raw, str):
                 # Never echo the value: it is a secret, even when its type is wrong.
                 raise self.error(key, f"expected a string, got {_kind(raw)}{_quote_hint(raw)}")
-            value = self._text(key, raw)
+            try:
+                value = interpolate(raw, self.env)
+            except InterpolationError as exc:
+                if not self.lenient:
+                    raise self.error(key, str(exc)) from None
+                value = ""
             if value and not has_reference(raw):
                 self.inline.append(self.key(key))
         else:
             value = ""
+        if self.lenient:
+            return Secret(value) if value else None
         if not value and required:
             problem = "required" if not (self.given(key) or self.given(file_key)) else "must not be empty"
             raise self.error(file_key if self.given(file_key) else key, problem)
@@ -232,6 +257,8 @@ class Section:
         try:
             return read_secret_file(secret_file_path(self._text(file_key, raw), self.env))
         except SecretFileError as exc:
+            if self.lenient:
+                return ""
             raise self.error(file_key, str(exc)) from None
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, fields
-from datetime import timedelta
+import zoneinfo
+from dataclasses import dataclass, field, fields
+from datetime import time, timedelta
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
 from daemon.config.dsn import dsn_passwords, mask_dsn
 from daemon.config.reader import REQUIRED, Section, describe
 from daemon.config.secret import Secret
+
+SEND_WHEN = ("on-change", "on-exceptions", "always")
+TLS_MODES = ("starttls", "implicit", "none")
+_DAILY_AT = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/st_intacct_sync"
 _LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -23,6 +28,8 @@ class DatabaseConfig:
     """Where the state lives: a PostgreSQL URL, or `embedded` for a private server under state_dir."""
 
     dsn: str
+    # How long a command waits for the database before it gives up (the daemon waits for ever).
+    connect_timeout: timedelta = field(default=timedelta(seconds=10))
 
     @property
     def embedded(self) -> bool:
@@ -113,15 +120,21 @@ class EmailConfig:
     sender: str  # `from` in the file: a Python keyword
     smtp_host: str
     smtp_port: int
-    starttls: bool
+    tls: Literal["starttls", "implicit", "none"]
     username: str | None
     password: Secret | None
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    send: Literal["on-exceptions", "always"]
+    send: Literal["on-change", "on-exceptions", "always"]
     email: EmailConfig | None
+    daily_at: time | None = None  # a digest every day at this local time (report.timezone)
+    timezone: str = "UTC"  # an IANA name
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
 
 
 @dataclass(frozen=True)
@@ -157,11 +170,12 @@ def _is_loopback(host: str) -> bool:
 
 def read_database(top: Section) -> DatabaseConfig:
     """`database:`; the DSN must be a PostgreSQL URL or `embedded`."""
-    section = top.section("database", ["dsn"])
+    section = top.section("database", ["dsn", "connect_timeout"])
     dsn = section.string("dsn", DEFAULT_DSN)
     assert dsn is not None
+    connect_timeout = section.duration("connect_timeout", timedelta(seconds=10))
     if dsn == "embedded":
-        return DatabaseConfig(dsn)
+        return DatabaseConfig(dsn, connect_timeout)
     try:
         parts = urlsplit(dsn)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
@@ -170,7 +184,7 @@ def read_database(top: Section) -> DatabaseConfig:
     # The DSN may hold a password: describe the problem, never quote the value.
     if parts is None or parts.scheme not in ("postgresql", "postgres"):
         raise section.error("dsn", "expected a postgresql://user@host:port/database URL or embedded")
-    return DatabaseConfig(dsn)
+    return DatabaseConfig(dsn, connect_timeout)
 
 
 def read_http(top: Section) -> HttpConfig:
@@ -194,7 +208,7 @@ def read_http(top: Section) -> HttpConfig:
         raise section.error("listen", f"port must be between 0 and 65535, got {port}")
     token = section.secret("token", required=False)
     problem = token_problem(host, token)
-    if problem is not None:
+    if problem is not None and not (section.lenient and token is None):
         got = f"; got {len(token.reveal())}" if token is not None else ""
         raise section.error("token", f"{problem} ({listen}){got}")
     return HttpConfig(host=host, port=port, token=token, allowed_hosts=_allowed_hosts(section))
@@ -233,7 +247,8 @@ def _url(section: Section, key: str, default: str) -> str:
 
 def _secret(section: Section, key: str) -> Secret:
     value = section.secret(key, required=True)
-    assert value is not None
+    if value is None:  # a lenient read: the secret is not needed by the command reading the file
+        return Secret("")
     return value
 
 
@@ -325,13 +340,52 @@ def read_reconcile(top: Section) -> ReconcileConfig:
 
 def read_report(top: Section) -> ReportConfig:
     """`report:`; without `email:` reports are stored and served but not mailed."""
-    section = top.section("report", ["send", "email"])
-    send = section.choice("send", "on-exceptions", ("on-exceptions", "always"))
+    section = top.section("report", ["send", "daily_at", "timezone", "email"])
+    send = section.choice("send", "on-change", SEND_WHEN)
     email = None
     if section.given("email"):
-        keys = ["to", "from", "smtp_host", "smtp_port", "starttls", "username"]
+        keys = ["to", "from", "smtp_host", "smtp_port", "tls", "starttls", "username"]
         email = _email(section.section("email", keys, secrets=["password"]))
-    return ReportConfig(send=cast(Literal["on-exceptions", "always"], send), email=email)
+    return ReportConfig(send=cast(Literal["on-change", "on-exceptions", "always"], send), email=email,
+                        daily_at=_daily_at(section), timezone=_timezone(section))
+
+
+def _daily_at(section: Section) -> time | None:
+    raw = section.data.get("daily_at")
+    if raw is None or raw is False:  # null, or `off` (which YAML 1.1 reads as false)
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        # YAML 1.1 reads an unquoted 07:00 as the base-60 number 420.
+        raise section.error("daily_at", f'expected a time like "07:00" (quote it), got {raw}')
+    text = section.string("daily_at", None)
+    if text is not None and text.strip().lower() == "off":
+        return None
+    match = _DAILY_AT.fullmatch((text or "").strip())
+    if match is None:
+        raise section.error("daily_at", f'expected a time like "07:00" (24-hour HH:MM), got {describe(text)}')
+    return time(int(match[1]), int(match[2]))
+
+
+def _timezone(section: Section) -> str:
+    name = section.string("timezone", "UTC")
+    assert name is not None
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise section.error("timezone", f"expected an IANA time zone like Europe/Paris or America/New_York, "
+                            f"got {describe(name)}") from None
+    return name
+
+
+def _tls(section: Section) -> Literal["starttls", "implicit", "none"]:
+    if section.given("starttls") and section.given("tls"):
+        raise section.error("starttls", f"is the old spelling of {section.key('tls')}: keep only tls")
+    if section.given("starttls"):
+        old = section.boolean("starttls", False)
+        new = "starttls" if old else "none"
+        section.warn("starttls", f"is deprecated: write {section.key('tls')}: {new} instead")
+        return cast(Literal["starttls", "implicit", "none"], new)
+    return cast(Literal["starttls", "implicit", "none"], section.choice("tls", "none", TLS_MODES))
 
 
 def _email(section: Section) -> EmailConfig:
@@ -342,17 +396,22 @@ def _email(section: Section) -> EmailConfig:
             raise section.error(key, f"expected an email address, got {describe(address)}")
     username = section.string("username", None) or None
     password = section.secret("password", required=False)
-    if (username is None) != (password is None):
+    if (username is None) != (password is None) and not section.lenient:
         missing, given = ("password", "username") if username else ("username", "password")
         raise section.error(missing, f"required with {section.key(given)}")
     smtp_host = section.string("smtp_host", "127.0.0.1")
     assert smtp_host is not None
+    tls = _tls(section)
+    if username is not None and tls == "none" and not _is_loopback(smtp_host):
+        raise section.error("tls", f"must be starttls or implicit: {section.key('username')} is set and "
+                            f"{section.key('smtp_host')} ({smtp_host}) is not loopback, and credentials are "
+                            "never sent without TLS")
     return EmailConfig(
         to=to,
         sender=sender,
         smtp_host=smtp_host,
-        smtp_port=section.integer("smtp_port", 25, low=1, high=65535),
-        starttls=section.boolean("starttls", False),
+        smtp_port=section.integer("smtp_port", 465 if tls == "implicit" else 25, low=1, high=65535),
+        tls=tls,
         username=username,
         password=password,
     )

@@ -42,7 +42,7 @@ def mail_config(config: Config) -> MailConfig | None:
     if email is None:
         return None
     return MailConfig(host=email.smtp_host, port=email.smtp_port, sender=email.sender, to=email.to,
-                      starttls=email.starttls, username=email.username,
+                      tls=email.tls, username=email.username,
                       password=email.password.reveal() if email.password else None)
 
 

@@ -26,13 +26,21 @@ class DatabaseUnavailable(Exception):
     """The database could not be reached before the daemon was asked to stop."""
 
 
-async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int | None = None) -> None:
-    """Return once `dsn` accepts a connection, retrying with backoff (a restarting server)."""
+async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int | None = None,
+                   give_up_after: float | None = None) -> None:
+    """Return once `dsn` accepts a connection, retrying with backoff (a restarting server).
+
+    `give_up_after` (seconds, for commands): raise DatabaseUnavailable once that long has passed,
+    however the server fails (refused, or a connection that never answers).
+    """
     delay, tries = 0.5, 0
+    loop = asyncio.get_running_loop()
+    deadline = None if give_up_after is None else loop.time() + give_up_after
     while True:
         tries += 1
+        left = 10.0 if deadline is None else max(0.1, min(10.0, deadline - loop.time()))
         try:
-            conn = await asyncpg.connect(dsn, timeout=10)
+            conn = await asyncpg.connect(dsn, timeout=left)
         except asyncpg.InvalidCatalogNameError:
             # The server answers but the database is missing (a first install): create it once.
             await _create_database(dsn)
@@ -43,11 +51,16 @@ async def wait_for(dsn: str, stop: asyncio.Event | None = None, *, attempts: int
         except DB_ERRORS as exc:
             if attempts is not None and tries >= attempts:
                 raise DatabaseUnavailable(f"{mask_dsn(dsn)}: {type(exc).__name__}: {exc}") from None
-            log.warning("database_unavailable", dsn=mask_dsn(dsn), error=f"{type(exc).__name__}: {exc}",
-                        retry_in_s=delay)
+            if deadline is not None and loop.time() + min(delay, 0.1) >= deadline:
+                reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                raise DatabaseUnavailable(f"the database at {mask_dsn(dsn)} did not answer within "
+                                          f"{give_up_after:g} s ({' '.join(reason.split())})") from None
+            # A command says it once, when it gives up; the daemon logs every retry.
+            (log.warning if deadline is None else log.debug)(
+                "database_unavailable", dsn=mask_dsn(dsn), error=f"{type(exc).__name__}: {exc}", retry_in_s=delay)
             if stop is not None and stop.is_set():
                 raise DatabaseUnavailable(f"{mask_dsn(dsn)}: stopped while waiting") from None
-            await asyncio.sleep(delay)
+            await asyncio.sleep(delay if deadline is None else max(0.0, min(delay, deadline - loop.time())))
             delay = min(delay * 2, 10.0)
             continue
         await conn.close()
@@ -102,17 +115,23 @@ def start_embedded(state_dir: Path) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def open_database(config: Config, stop: asyncio.Event | None = None) -> AsyncIterator[str]:
-    """Yield a DSN that answers; stop an embedded server on exit."""
+async def open_database(config: Config, stop: asyncio.Event | None = None, *, patient: bool = True
+                        ) -> AsyncIterator[str]:
+    """Yield a DSN that answers; stop an embedded server on exit.
+
+    The daemon is `patient` (it waits for a restarting server as long as systemd lets it start); a
+    command gives up after `database.connect_timeout` with one line.
+    """
+    give_up = None if patient else config.database.connect_timeout.total_seconds()
     if not config.database.embedded:
-        await wait_for(config.database.dsn, stop)
+        await wait_for(config.database.dsn, stop, give_up_after=give_up)
         yield config.database.dsn
         return
     server = await asyncio.to_thread(start_embedded, config.state_dir)
     try:
         dsn = server.get_uri()
         log.info("embedded_database_started", path=str(config.state_dir / "postgres"))
-        await wait_for(dsn, stop)
+        await wait_for(dsn, stop, give_up_after=give_up)
         yield dsn
     finally:
         await asyncio.to_thread(server.cleanup)

@@ -154,7 +154,7 @@ def test_defaults() -> None:
         "activated",
         True,
     )
-    assert (cfg.report.send, cfg.report.email) == ("on-exceptions", None)
+    assert (cfg.report.send, cfg.report.email, cfg.report.daily_at, cfg.report.timezone) == ("on-change", None, None, "UTC")
     assert (cfg.logging.format, cfg.logging.level) == ("auto", "info")
 
 
@@ -304,7 +304,7 @@ def test_unknown_key_suggests_the_near_one() -> None:
         ({"servicetitan.client_id": ["a"]}, "servicetitan.client_id: expected a string, got a list"),
         ({"servicetitan.client_secret": {"a": 1}}, "servicetitan.client_secret: expected a string, got a mapping"),
         ({"reconcile.scope": "some"}, "reconcile.scope: expected one of activated, all, got 'some'"),
-        ({"report.send": "never"}, "report.send: expected one of on-exceptions, always, got 'never'"),
+        ({"report.send": "never"}, "report.send: expected one of on-change, on-exceptions, always, got 'never'"),
         ({"logging.format": "xml"}, "logging.format: expected one of auto, json, console, got 'xml'"),
         ({"logging.level": "loud"}, "logging.level: expected one of debug, info, warning, error, critical"),
         ({"sync.lease": None}, "sync.lease: expected a duration like 15s, 10m, 1h or a number of seconds, got null"),
@@ -408,7 +408,7 @@ def test_email_section() -> None:
         "from": "d@e.f",
         "smtp_host": "mail",
         "smtp_port": 587,
-        "starttls": True,
+        "tls": "starttls",
         "username": "mailer",
         "password": "pw-sekrit-5",
     }
@@ -417,7 +417,7 @@ def test_email_section() -> None:
     assert cfg.report.email is not None
     assert cfg.report.email.to == ("a@b.c", "x@y.z")
     assert (cfg.report.email.sender, cfg.report.email.smtp_host, cfg.report.email.smtp_port) == ("d@e.f", "mail", 587)
-    assert cfg.report.email.starttls is True
+    assert cfg.report.email.tls == "starttls" and cfg.warnings == ()
     assert cfg.report.email.password == Secret("pw-sekrit-5")
 
 
@@ -767,6 +767,6 @@ def test_public_dict_shape() -> None:
     assert public["sync"]["backoff_max"] == 600.0
     assert public["settings"]["enable_intacct_projects"] is True
     assert public["mapping"]["job_project_id"] == "J-{job_number}"
-    assert public["report"] == {"send": "on-exceptions", "email": None}
+    assert public["report"] == {"send": "on-change", "daily_at": None, "timezone": "UTC", "email": None}
     assert public["database"]["dsn"] == "postgresql://u@h/db?password=***"
     assert json.loads(json.dumps(public)) == public
