@@ -28,7 +28,7 @@ from daemon.leader import lead
 from daemon.metrics import Metrics
 from daemon.reconcile import ReconcileService
 from daemon.sdnotify import Notifier
-from daemon.store import DB_ERRORS, Transition, iso, lock_key
+from daemon.store import DB_ERRORS, DatabaseHealth, Transition, iso, lock_key
 from daemon.sync import ERROR, OK, ConnectionMonitor, Poller, WorkerPool, error_text
 from daemon.sync.rejected import RejectedRows
 from daemon.tasks import TaskSet
@@ -39,6 +39,7 @@ log = logs.get("st_intacct_sync.supervisor")
 
 HISTORY_KEEP_DAYS = 90  # transitions older than this are dropped; a record's state and last error stay
 HOUSEKEEPING_EVERY_S = 3600.0
+DATABASE_CHECK_EVERY_S = 5.0  # how soon /status, /metrics and systemd's STATUS= see the database go or come back
 
 
 class StartupError(Exception):
@@ -59,6 +60,7 @@ class Daemon:
         self.owner = new_owner()
         self.started = time.monotonic()
         self.metrics = Metrics()
+        self.database = DatabaseHealth()
         self.tasks = TaskSet()
         self.stop_requested = asyncio.Event()
         self.reload_requested = asyncio.Event()
@@ -78,14 +80,6 @@ class Daemon:
         """The last ServiceTitan rows this process's poller skipped (the leader's; none elsewhere)."""
         poller = getattr(self, "poller", None)
         return poller.rejected.recent() if poller is not None else []
-
-    async def database_ok(self) -> bool:
-        try:
-            async with self.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1", timeout=2)
-        except DB_ERRORS:
-            return False
-        return True
 
     # ---- run -------------------------------------------------------------------------------------
 
@@ -118,8 +112,12 @@ class Daemon:
         self.intacct_monitor, self.servicetitan_monitor = kit.intacct_monitor, kit.servicetitan_monitor
         self.engine, self.ingestor, self.gate, self.waiters = kit.engine, kit.ingestor, kit.gate, kit.waiters
         self.store.on_transitions(self._log_transitions)
+        await self.database.succeeded()
         await self._apply_auto_sync(config)
         self.intacct_monitor.on_change(self._intacct_changed)
+        # systemd's STATUS= line follows every change of every connection.
+        self.servicetitan_monitor.on_change(self._servicetitan_changed)
+        self.database.on_change(self._database_changed)
         self.workers = WorkerPool(self.store, self.engine, self.intacct_monitor, self.config, self.dsn)
         # Work enqueued in this process wakes the workers at once, without the NOTIFY round trip.
         self.store.on_transitions(
@@ -149,6 +147,7 @@ class Daemon:
         self.tasks.spawn("heartbeat", self.workers.heartbeat())
         self.tasks.spawn("listen", self.workers.listen())
         self.tasks.spawn("intacct-probe", self._probe_loop())
+        self.tasks.spawn("database-check", self._database_loop())
         every = self._leader_retry()
         self.tasks.spawn("leader", lead(self.dsn, lock_key("leader", config.servicetitan.tenant_id), "leader",
                                         self._lead, retry_every=every, check_every=every))
@@ -182,7 +181,7 @@ class Daemon:
     async def _drain(self) -> None:
         self.notifier.stopping()
         config = self._config
-        await self.tasks.stop("leader", "intacct-probe", "reload", "watchdog", "listen")
+        await self.tasks.stop("leader", "intacct-probe", "database-check", "reload", "watchdog", "listen")
         self.workers.stopping.set()
         drain = min(config.intacct.request_timeout.total_seconds() + 5, 90.0)
         await self.tasks.stop(*self.tasks.names("worker-"), timeout=drain)
@@ -228,11 +227,26 @@ class Daemon:
         await asyncio.gather(probe(self.servicetitan_monitor, self.servicetitan.probe),
                              probe(self.intacct_monitor, self.intacct.probe))
 
-    async def _intacct_changed(self, state: str, error: dict[str, Any] | None) -> None:
+    async def _servicetitan_changed(self, state: str, error: dict[str, Any] | None) -> None:
+        self._connection_logged("servicetitan", state, error)
+
+    async def _database_changed(self, state: str, error: dict[str, Any] | None) -> None:
+        self._connection_logged("database", state, error)
+
+    def _connection_logged(self, system: str, state: str, error: dict[str, Any] | None) -> None:
         if state == ERROR:
-            log.warning("connection_state", system="intacct", state=state, error=error_text(error))
+            log.warning("connection_state", system=system, state=state, error=error_text(error))
         else:
-            log.info("connection_state", system="intacct", state=state)
+            log.info("connection_state", system=system, state=state)
+        self.notifier.status(self._status_line())
+
+    async def _database_loop(self) -> None:
+        while True:
+            await asyncio.sleep(DATABASE_CHECK_EVERY_S)
+            await self.database.check(self.pool)
+
+    async def _intacct_changed(self, state: str, error: dict[str, Any] | None) -> None:
+        self._connection_logged("intacct", state, error)
         try:
             if state == ERROR:
                 await self.store.block_pending(error or {}, "connection error")
@@ -361,7 +375,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         return (f"intacct {self.intacct_monitor.state}, servicetitan {self.servicetitan_monitor.state}, "
-                f"http {self.listener.listen}")
+                f"database {self.database.state}, http {self.listener.listen}")
 
     def _log_transitions(self, transitions: Sequence[Transition]) -> None:
         tenant = self._config.servicetitan.tenant_id

@@ -4,66 +4,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import importlib.metadata
 import json
-import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 
 from daemon import logs
-from daemon.config import Config
-from daemon.config.sections import HttpConfig
 from daemon.http import guard
 from daemon.http.pages import install as install_pages
 from daemon.http.pages import is_page
-from daemon.metrics import Metrics
-from daemon.store import Record, RecordKey, Store, iso
-from daemon.sync import ConnectionMonitor, ExportGate, error_text
+from daemon.http.services import Services
+from daemon.http.status import metrics_text, status_document
+from daemon.store import Record, RecordKey, Store
+from daemon.sync import error_text
 from statemachine import STORED_STATES
 
 log = logs.get("st_intacct_sync.http")
-# The installed distribution's version: pyproject.toml is the one place it is written.
-VERSION = importlib.metadata.version("st-intacct-sync")
 MAX_ENSURE_IDS = 200
 MAX_TIMEOUT_S = 300.0
 # Ids are PostgreSQL bigints: a larger one is bad input (400), not a database error (500).
 MAX_ID = 2**63 - 1
-
-
-class Reconciler(Protocol):
-    """What the HTTP layer needs of the reconciliation service."""
-
-    async def start_run(self, trigger: str) -> int: ...
-
-    async def latest(self) -> dict[str, Any] | None: ...
-
-
-class Services(Protocol):
-    """The daemon's parts the endpoints read from (the supervisor provides them)."""
-
-    store: Store
-    metrics: Metrics
-    gate: ExportGate
-    intacct_monitor: ConnectionMonitor
-    servicetitan_monitor: ConnectionMonitor
-    started: float
-    owner: str
-    listener: HttpConfig  # the address bound at start: authentication follows the socket in use
-    redactor: logs.Redactor
-
-    @property
-    def reconciler(self) -> Reconciler | None: ...
-
-    def config(self) -> Config: ...
-
-    def is_leader(self) -> bool: ...
-
-    def rejected_rows(self) -> list[dict[str, Any]]: ...
-
-    async def database_ok(self) -> bool: ...
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
@@ -99,8 +61,8 @@ async def livez(_request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     reasons = []
-    if not await services.database_ok():
-        reasons.append("database does not answer")
+    if not await services.database.check(services.store.pool):
+        reasons.append(f"database does not answer: {error_text(services.database.last_error)}")
     if services.intacct_monitor.state == "error":
         error = services.intacct_monitor.last_error or {}
         reasons.append(f"Intacct connection in error: {error_text(error) or 'unknown error'}")
@@ -109,59 +71,14 @@ async def readyz(request: web.Request) -> web.Response:
     return _json({"status": "ready"})
 
 
-async def status_document(services: Services) -> dict[str, Any]:
-    """The §9 status document."""
-    config = services.config()
-    store = services.store
-    counts = await store.counts()
-    oldest = await store.oldest_pending()
-    tenant = await store.tenant_settings()
-    last_poll = await store.last_poll_at()
-    latest = await services.reconciler.latest() if services.reconciler else None
-    now = datetime.now(UTC)
-    settings = {name: getattr(config.settings, name) for name in (
-        "enable_intacct_projects", "enable_customer_project_linkage", "enable_project_automatic_synchronization",
-        "enable_parent_project_mapping", "use_project_name_for_intacct_project_name")}
-    settings["auto_sync_activated_at"] = iso(tenant.activated_at) if tenant and tenant.auto_sync_on else None
-    failures = await store.recent_failures(10)
-    return {
-        "service": "st-intacct-sync",
-        "version": VERSION,
-        "uptime_s": round(time.monotonic() - services.started, 1),
-        "tenant_id": config.servicetitan.tenant_id,
-        "settings": settings,
-        "connections": {
-            "intacct": {**services.intacct_monitor.public(), "api": config.intacct.api},
-            "servicetitan": services.servicetitan_monitor.public(),
-        },
-        "queue": {**counts, "oldest_pending_age_s": round((now - oldest).total_seconds(), 1) if oldest else 0.0},
-        "poller": {"last_poll_at": iso(last_poll),
-                   "lag_s": round((now - last_poll).total_seconds(), 1) if last_poll else None,
-                   "rejected_rows": services.rejected_rows()},
-        "reconcile": {"last_run_at": latest["finished_at"] if latest else None,
-                      "exceptions": latest["exceptions"] if latest else 0},
-        "recent_failures": [
-            {"kind": f["kind"], "id": f["id"], "error": error_text(f["error"]), "at": iso(f["at"])}
-            for f in failures
-        ],
-        "replica": {"owner": services.owner, "leader": services.is_leader()},
-    }
-
-
 async def status(request: web.Request) -> web.Response:
     return _json(await status_document(request.app[SERVICES]))
 
 
 async def metrics(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    services.metrics.set_counts(await services.store.counts())
-    last_poll = await services.store.last_poll_at()
-    if last_poll is not None:
-        services.metrics.poll_lag.set((datetime.now(UTC) - last_poll).total_seconds())
-    for name, monitor in (("intacct", services.intacct_monitor), ("servicetitan", services.servicetitan_monitor)):
-        services.metrics.connection_up.labels(system=name).set(1 if monitor.state == "ok" else 0)
-    return web.Response(body=services.metrics.render(), content_type="text/plain", charset="utf-8",
-                        headers={"X-Content-Type-Options": "nosniff"})
+    body, content_type = await metrics_text(request.app[SERVICES], request.headers.get("Accept"))
+    # prometheus_client's own encoder chose the format; its content type carries the version.
+    return web.Response(body=body, headers={"Content-Type": content_type, "X-Content-Type-Options": "nosniff"})
 
 
 def _cursor_out(updated_at: datetime, kind: str, st_id: int) -> str:

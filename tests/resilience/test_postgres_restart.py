@@ -1,25 +1,22 @@
 """PostgreSQL restarted in the middle of a sync (DESIGN.md §14): the daemon reconnects by itself and finishes;
 no record stays `syncing`, nothing is created twice.
 
-The restarted server is a PRIVATE one this test starts (pgserver, under a temporary directory), never
-the shared server other test runs use. pgserver's calls block, so they run in a thread.
+The restarted server is a PRIVATE one this test starts (tests/plugins/private_postgres.py), never the
+shared server other test runs use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
-from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pgserver
 import pytest
 
 from tests.acceptance.harness import Stack, wait_until
+from tests.plugins.private_postgres import PrivatePostgres
 from tests.resilience.support import (
     Figures,
     daemon_alive,
@@ -36,37 +33,6 @@ JOBS = 600
 PROJECTS = 10
 RESTARTS = 2
 DOWN_S = 4.0
-
-
-class PrivatePostgres:
-    """A PostgreSQL of this test alone: stop and start it at will."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.server: Any = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.to_thread(pgserver.get_server, self.path, cleanup_mode="stop")
-        return str(self.server.get_uri())
-
-    async def stop(self) -> None:
-        if self.server is not None:
-            server, self.server = self.server, None
-            await asyncio.to_thread(server.cleanup)
-
-
-@pytest.fixture
-async def private_pg() -> AsyncIterator[tuple[PrivatePostgres, str]]:
-    # A directory of its own (not under pytest's tmp tree): pgserver adjusts the permissions of the
-    # directories above its data directory when it runs as root.
-    root = Path(tempfile.mkdtemp(prefix="sis-pg-"))
-    pg = PrivatePostgres(root / "data")
-    try:
-        dsn = await pg.start()
-        yield pg, dsn
-    finally:
-        await pg.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_postgres_restart_mid_sync(tmp_path: Path, private_pg: tuple[PrivatePostgres, str],

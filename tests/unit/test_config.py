@@ -154,7 +154,8 @@ def test_defaults() -> None:
         "activated",
         True,
     )
-    assert (cfg.report.send, cfg.report.email, cfg.report.daily_at, cfg.report.timezone) == ("on-change", None, None, "UTC")
+    report = cfg.report
+    assert (report.send, report.email, report.daily_at, report.timezone) == ("on-change", None, None, "UTC")
     assert (cfg.logging.format, cfg.logging.level) == ("auto", "info")
 
 
