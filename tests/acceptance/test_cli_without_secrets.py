@@ -86,6 +86,7 @@ def _config(tmp_path: Path, dsn: str) -> Path:
     }
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)  # it holds secrets: a readable file would add a warning line
     return path
 
 
