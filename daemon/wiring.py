@@ -54,6 +54,22 @@ class Toolkit:
 
 
 @contextlib.asynccontextmanager
+async def open_store(cfg: Config, *, stop: asyncio.Event | None = None, pool_size: int,
+                     patient: bool = True, redactor: logs.Redactor | None = None
+                     ) -> AsyncIterator[tuple[str, Store]]:
+    """The database alone (answering, migrated) and the tenant's store: all a command that neither
+    reads ServiceTitan nor writes Intacct needs (`retry`), so it needs none of their secrets."""
+    async with open_database(cfg, stop, patient=patient) as dsn, asyncpg.create_pool(
+            dsn, min_size=1, max_size=pool_size, command_timeout=60,
+            timeout=cfg.database.connect_timeout.total_seconds()) as pool:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        if applied:
+            log.info("migrations_applied", versions=[m.version for m in applied])
+        yield dsn, Store(pool, cfg.servicetitan.tenant_id, redact=(redactor or logs.Redactor(cfg.secrets())).walk)
+
+
+@contextlib.asynccontextmanager
 async def open_toolkit(
     config: Callable[[], Config],
     *,
@@ -72,16 +88,10 @@ async def open_toolkit(
     cfg = config()
     metrics = metrics or Metrics()
     async with contextlib.AsyncExitStack() as stack:
-        dsn = await stack.enter_async_context(open_database(cfg, stop, patient=patient))
-        pool = await stack.enter_async_context(
-            asyncpg.create_pool(dsn, min_size=1, max_size=pool_size or cfg.sync.workers + 8, command_timeout=60,
-                                timeout=cfg.database.connect_timeout.total_seconds())
-        )
-        async with pool.acquire() as conn:
-            applied = await migrate(conn)
-        if applied:
-            log.info("migrations_applied", versions=[m.version for m in applied])
-        store = Store(pool, cfg.servicetitan.tenant_id, redact=(redactor or logs.Redactor(cfg.secrets())).walk)
+        dsn, store = await stack.enter_async_context(
+            open_store(cfg, stop=stop, pool_size=pool_size or cfg.sync.workers + 8, patient=patient,
+                       redactor=redactor))
+        pool = store.pool
         waiters = StateWaiters()
         store.on_transitions(metrics.on_transitions)
         store.on_transitions(waiters.on_transitions)

@@ -22,7 +22,7 @@ from daemon.store import DatabaseUnavailable, RecordKey, open_database
 from daemon.store import migrate as apply_migrations
 from daemon.supervisor import StartupError
 from daemon.sync import PRIORITY, leases_renewed
-from daemon.wiring import new_owner, open_toolkit
+from daemon.wiring import new_owner, open_store, open_toolkit
 
 log = logs.get("st_intacct_sync.cli")
 
@@ -222,8 +222,8 @@ def retry(args: argparse.Namespace) -> int:
     config, _ = load(args, lenient=True)
 
     async def go() -> int:
-        async with open_toolkit(lambda: config, owner=new_owner("retry"), pool_size=2, patient=False) as kit:
-            done = await kit.store.retry_failed(keys, all_failed=args.failed and not keys, priority=PRIORITY // 2,
+        async with open_store(config, pool_size=2, patient=False) as (_dsn, store):
+            done = await store.retry_failed(keys, all_failed=args.failed and not keys, priority=PRIORITY // 2,
                                                 reason="operator retry (CLI)")
             skipped = [k for k in keys if k not in done]
         print(f"{len(done)} failed record(s) moved back to pending" +
