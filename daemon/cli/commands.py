@@ -20,6 +20,7 @@ from daemon.exits import EXIT_BAD_INPUT, EXIT_EXCEPTIONS_REMAIN, EXIT_FAILED, EX
 from daemon.http import render_status
 from daemon.store import DatabaseUnavailable, RecordKey, open_database
 from daemon.store import migrate as apply_migrations
+from daemon.store.migrations import SchemaError
 from daemon.supervisor import StartupError
 from daemon.sync import PRIORITY, leases_renewed
 from daemon.wiring import new_owner, open_store, open_toolkit
@@ -64,7 +65,7 @@ def guarded(body: Any) -> Any:
         except ConfigError as exc:
             print(exc, file=sys.stderr)
             return EXIT_BAD_INPUT
-        except (CommandError, DatabaseUnavailable, AdapterError, StartupError) as exc:
+        except (CommandError, DatabaseUnavailable, AdapterError, StartupError, SchemaError) as exc:
             print(f"st-intacct-sync {args.command}: {exc}", file=sys.stderr)
             return EXIT_FAILED
         except KeyboardInterrupt:
