@@ -14,6 +14,7 @@ import html
 import io
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TextIO
@@ -158,15 +159,53 @@ def formatter(redactor: Redactor, *, json_lines: bool, colors: bool = False,
     )
 
 
+# syslog priorities (sd-daemon(3)): journald reads a leading <N> on each line of a service's output
+# (SyslogLevelPrefix=, on by default) as the line's PRIORITY, so `journalctl -p warning` finds it.
+_PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+
+def journal_stream(stream: TextIO) -> bool:
+    """Whether `stream` is connected to journald: systemd sets $JOURNAL_STREAM to its device:inode."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+class _JournalPriority(logging.Formatter):
+    """Every line of a formatted record prefixed with its syslog priority, for journald."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _PRIORITY.get(record.levelno, 2 if record.levelno > logging.ERROR else 6)
+        text = self.inner.format(record)
+        # A console traceback spans lines; journald makes each line an entry, so each carries the priority.
+        return "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
+
+
 def configure(
-    *, level: str = "info", fmt: str = "auto", redactor: Redactor | None = None, stream: TextIO | None = None
+    *, level: str = "info", fmt: str = "auto", redactor: Redactor | None = None, stream: TextIO | None = None,
+    journal: bool | None = None,
 ) -> Redactor:
-    """Configure structlog and the standard library once for the process; returns the redactor."""
+    """Configure structlog and the standard library once for the process; returns the redactor.
+
+    `journal`: prefix each line with its priority for journald (None: when $JOURNAL_STREAM says the
+    stream is the journal, as under systemd).
+    """
     redactor = redactor or Redactor()
     stream = stream or sys.stdout
     json_lines = fmt == "json" or (fmt == "auto" and not stream.isatty())
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter(redactor, json_lines=json_lines, colors=stream.isatty()))
+    rendered = formatter(redactor, json_lines=json_lines, colors=stream.isatty())
+    handler.setFormatter(_JournalPriority(rendered) if (journal_stream(stream) if journal is None else journal)
+                         else rendered)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
