@@ -1,7 +1,8 @@
 """Mailing a reconciliation report (DESIGN.md §6, step 5): when, to whom, and retried with backoff.
 
-Sent when the run found exceptions, or always with `report.send: always`; never with `--no-email` or
-without `report.email`. Transient failures (server down, timeouts, 4xx) are retried with exponential
+Sent as daemon/reconcile/cadence.py decides (report.send, report.daily_at); never with `--no-email`
+or without `report.email`. What a sent report listed is remembered in the database.
+Transient failures (server down, timeouts, 4xx) are retried with exponential
 backoff; refused credentials and permanent refusals are not. Whatever happens is logged and stored
 on the run (`report_sent_at` or `report_error`): a mail failure never fails the run or stops the
 daemon.
@@ -18,8 +19,10 @@ from adapters.errors import AdapterError, TransientError
 from adapters.mail import Attachment, MailClient, MailConfig, MailMessage
 from daemon import logs
 from daemon.config import Config
+from daemon.metrics import Metrics
+from daemon.reconcile.cadence import decide, fingerprint
 from daemon.reconcile.report import Report
-from daemon.store import Store
+from daemon.store import Finding, ReportSent, Store
 
 log = logs.get("st_intacct_sync.reconcile")
 
@@ -50,23 +53,30 @@ class ReportMailer:
     """Delivers rendered reports and records the outcome on their run."""
 
     def __init__(self, store: Store, redactor: logs.Redactor, policy: MailPolicy,
-                 mailer: Callable[[MailConfig], MailClient] = MailClient) -> None:
+                 mailer: Callable[[MailConfig], MailClient] = MailClient, metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.redactor = redactor
         self.policy = policy
         self.mailer = mailer
 
-    async def deliver(self, run_id: int, rendered: Report, exceptions: int, *, email: bool, config: Config) -> str:
-        """Send the report if it should be; store and return what happened, in words."""
+    async def deliver(self, run_id: int, rendered: Report, findings: list[Finding], *, email: bool,
+                      config: Config) -> str:
+        """Send the report if it should be (report.send, report.daily_at); store and return what happened."""
         settings = mail_config(config)
         reason = None
+        decision = None
         if not email:
             reason = "not sent: --no-email"
         elif settings is None:
             reason = "not sent: report.email is not configured"
-        elif exceptions == 0 and config.report.send != "always":
-            reason = "not sent: no exceptions (report.send: on-exceptions)"
-        if reason is not None or settings is None:
+        else:
+            report = config.report
+            decision = decide(report.send, report.daily_at, report.zone, findings, await self.store.report_sent(),
+                              datetime.now(UTC))
+            if not decision.send:
+                reason = f"not sent: {decision.reason}"
+        if reason is not None or settings is None or decision is None:
             log.info("reconcile_report_not_sent", run=run_id, reason=reason)
             await self.store.set_reconcile_report(run_id, None, reason)
             return reason or "not sent"
@@ -90,10 +100,19 @@ class ReportMailer:
                 break
             if result.refused:
                 log.warning("reconcile_report_recipients_refused", run=run_id, refused=result.refused)
-            await self.store.set_reconcile_report(run_id, datetime.now(UTC), None)
-            log.info("reconcile_report_sent", run=run_id, to=list(settings.to), attempts=attempt)
-            return f"sent to {', '.join(settings.to)}"
+            sent_at = datetime.now(UTC)
+            await self.store.set_reconcile_report(run_id, sent_at, None)
+            await self.store.save_report_sent(ReportSent(
+                fingerprint(findings), len(findings), run_id, sent_at,
+                sent_at.astimezone(config.report.zone).date() if decision.digest else None))
+            if self.metrics is not None:
+                self.metrics.emails.labels(result="sent").inc()
+            log.info("reconcile_report_sent", run=run_id, to=list(settings.to), attempts=attempt,
+                     because=decision.reason)
+            return f"sent to {', '.join(settings.to)} ({decision.reason})"
         text = self.redactor.redact(error.message if error else "unknown error")
+        if self.metrics is not None:
+            self.metrics.emails.labels(result="failed").inc()
         log.error("reconcile_report_failed", run=run_id, error=text,
                   error_class=error.error_class if error else None)
         await self.store.set_reconcile_report(run_id, None, text)

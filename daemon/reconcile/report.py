@@ -22,7 +22,7 @@ import io
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from daemon.reconcile.outcome import needing_attention
 from daemon.store import CATEGORY_ORDER, NOT_EXCEPTIONS, Category, Finding
@@ -31,6 +31,9 @@ CSV_HEADER = ("class", "kind", "servicetitan_id", "servicetitan_number", "servic
               "intacct_project_id", "intacct_name", "detail", "action")
 PER_CLASS_IN_BODY = 50  # the body lists this many exceptions of each class; the CSV has them all
 CSV_LIMIT = 50_000  # rows: keeps the attachment within what mail servers accept (~6 MB)
+# Excel reads a CSV without a byte-order mark in the machine's legacy code page and garbles accented
+# and non-Latin names; with it, as UTF-8. Other readers skip it (the header line follows unchanged).
+BOM = "\ufeff"
 
 LABELS: Mapping[Category, str] = {
     Category.FAILED: "Refused by Intacct (needs attention)",
@@ -69,6 +72,7 @@ class ReportData:
     outside_newest: datetime | None = None
     auto_sync_on: bool = True
     projects_compared: bool = True  # False: parent mapping off, the project side was left out
+    zone: tzinfo = UTC  # report.timezone: every time shown is in it (the attachment name stays UTC)
 
     @property
     def exceptions(self) -> int:
@@ -91,11 +95,12 @@ class Report:
     csv_rows: int = field(default=0)
 
 
-def when(value: datetime | None) -> str:
-    """A time as accountants read it: 25 Nov 2026 16:00 UTC."""
+def when(value: datetime | None, zone: tzinfo = UTC) -> str:
+    """A time as accountants read it, in their time zone (report.timezone): 25 Nov 2026 10:00 CST."""
     if value is None:
         return "—"
-    return value.astimezone(UTC).strftime("%d %b %Y %H:%M UTC").lstrip("0")
+    local = value.astimezone(zone)
+    return local.strftime("%d %b %Y %H:%M ").lstrip("0") + (local.tzname() or "UTC")
 
 
 def age(since: datetime | None, now: datetime) -> str:
@@ -112,10 +117,10 @@ def age(since: datetime | None, now: datetime) -> str:
     return f"{int(seconds // 86400)} days"
 
 
-def open_for(since: datetime | None, now: datetime) -> str:
+def open_for(since: datetime | None, now: datetime, zone: tzinfo = UTC) -> str:
     """The age of an exception with the time it started, for the report's lines."""
     words = age(since, now)
-    return "new in this run" if words == "new" else f"{words} (since {when(since)})"
+    return "new in this run" if words == "new" else f"{words} (since {when(since, zone)})"
 
 
 def plural(n: int, word: str) -> str:
@@ -123,8 +128,8 @@ def plural(n: int, word: str) -> str:
 
 
 def subject(tenant_id: int, exceptions: int) -> str:
-    """The Contract's subject line."""
-    return f"[st-intacct-sync] Reconciliation {tenant_id}: {exceptions} exceptions"
+    """The Contract's subject line (a count of one is singular)."""
+    return f"[st-intacct-sync] Reconciliation {tenant_id}: {plural(exceptions, 'exception')}"
 
 
 def csv_name(tenant_id: int, started_at: datetime) -> str:
@@ -151,15 +156,15 @@ def scope_lines(data: ReportData) -> list[str]:
     """Scope and period, in words."""
     if data.scope == "all":
         scope = "Every job and project in ServiceTitan."
-        period = f"Everything up to {when(data.started_at)}."
+        period = f"Everything up to {when(data.started_at, data.zone)}."
     elif data.period_start is None:
         scope = ("Only jobs and projects synced before: automatic sync is off, so nothing else is "
                  "expected in Intacct.")
-        period = f"Up to {when(data.started_at)}."
+        period = f"Up to {when(data.started_at, data.zone)}."
     else:
         scope = (f"Jobs and projects created or changed in ServiceTitan since automatic sync started "
-                 f"({when(data.period_start)}), and every record synced before.")
-        period = f"{when(data.period_start)} to {when(data.started_at)}."
+                 f"({when(data.period_start, data.zone)}), and every record synced before.")
+        period = f"{when(data.period_start, data.zone)} to {when(data.started_at, data.zone)}."
     took = (data.finished_at - data.started_at).total_seconds()
     repairs = ("on: missing and differing Intacct projects are queued to be fixed; nothing is ever deleted."
                if data.repair else "off: nothing was changed, this report only describes what differs.")
@@ -169,7 +174,8 @@ def scope_lines(data: ReportData) -> list[str]:
     return [
         f"Scope:    {scope}",
         f"Period:   {period}",
-        f"Run:      #{data.run_id}, started {when(data.started_at)} by {TRIGGERS.get(data.trigger, data.trigger)}, "
+        f"Run:      #{data.run_id}, started {when(data.started_at, data.zone)} "
+        f"by {TRIGGERS.get(data.trigger, data.trigger)}, "
         f"took {took:.0f} s.",
         f"Repairs:  {repairs}",
     ]
@@ -186,22 +192,30 @@ def headline(data: ReportData) -> str:
         return "No exceptions: ServiceTitan and Intacct agree."
     total = plural(data.exceptions, "exception")
     if not data.remaining:
-        return f"{total}, all already queued to be fixed: nobody needs to act."
+        queued = "already queued" if data.exceptions == 1 else "all already queued"
+        return f"{total}, {queued} to be fixed: nobody needs to act."
     if data.remaining == data.exceptions:
-        return f"{total}; each needs someone to look at it."
+        return f"{total}; it needs someone to look at it." if data.exceptions == 1 else \
+            f"{total}; each needs someone to look at it."
+    others = "the other is" if data.exceptions - data.remaining == 1 else "the others are"
+    if data.remaining == 1:
+        return f"{total}; 1 of them needs someone to look at it ({others} already queued to be fixed)."
     return (f"{total}; {data.remaining:,} of them need someone to look at them "
-            f"(the others are already queued to be fixed).")
+            f"({others} already queued to be fixed).")
 
 
 def backfill_hint(data: ReportData) -> str | None:
     """Why older records are not in Intacct, and the command that brings them over."""
     if not data.outside_count:
         return None
-    oldest = data.outside_oldest.astimezone(UTC).date().isoformat() if data.outside_oldest else "YYYY-MM-DD"
-    if data.outside_oldest and data.outside_newest and when(data.outside_oldest) != when(data.outside_newest):
-        span = f"between {when(data.outside_oldest)} and {when(data.outside_newest)}"
+    # The date for --since: the day of the oldest change in the accountants' zone (a day early in UTC
+    # terms at worst, which only brings in a few more records).
+    oldest = data.outside_oldest.astimezone(data.zone).date().isoformat() if data.outside_oldest else "YYYY-MM-DD"
+    first, last = when(data.outside_oldest, data.zone), when(data.outside_newest, data.zone)
+    if data.outside_oldest and data.outside_newest and first != last:
+        span = f"between {when(data.outside_oldest, data.zone)} and {when(data.outside_newest, data.zone)}"
     elif data.outside_oldest:
-        span = f"on {when(data.outside_oldest)}"
+        span = f"on {when(data.outside_oldest, data.zone)}"
     else:
         span = "before automatic sync started"
     what = "older job or project" if data.outside_count == 1 else "older jobs and projects"
@@ -246,7 +260,7 @@ def render_text(data: ReportData, redact: Callable[[str], str] = str, per_class:
                 lines.append(f"  - {_title(f)}")
                 lines.append(f"    What:     {f.detail}")
                 lines.append(f"    Action:   {f.action}")
-                lines.append(f"    Open for: {open_for(f.since, data.started_at)}")
+                lines.append(f"    Open for: {open_for(f.since, data.started_at, data.zone)}")
             if len(items) > per_class:
                 lines.append(f"  … and {len(items) - per_class:,} more {rest}.")
         lines += ["", f"The full list, one exception per line, is {rest}."]
@@ -286,7 +300,8 @@ def render_html(data: ReportData, redact: Callable[[str], str] = str) -> str:
                 st = "—" if f.st_id is None else \
                     f"{_kind_word(f.kind)} {f.st_number or f.st_id} (id {f.st_id}) “{f.st_name or ''}”"
                 ia = f"{f.intacct_project_id} “{f.intacct_name}”" if f.intacct_name else f"{f.intacct_project_id}"
-                out.append(f"<tr><td>{e(st)}</td><td>{e(ia)}</td><td>{e(open_for(f.since, data.started_at))}</td>"
+                opened = open_for(f.since, data.started_at, data.zone)
+                out.append(f"<tr><td>{e(st)}</td><td>{e(ia)}</td><td>{e(opened)}</td>"
                            f"<td>{e(f.detail)}</td><td>{e(f.action)}</td></tr>")
             out.append("</table>")
             if len(items) > PER_CLASS_IN_BODY:
@@ -321,4 +336,4 @@ def build(data: ReportData, redact: Callable[[str], str] = str) -> Report:
     if rows < len(data.findings):
         text += f"\nThe CSV holds the first {rows:,} of {len(data.findings):,} exceptions.\n"
     return Report(subject(data.tenant_id, data.exceptions), text, render_html(data, redact),
-                  csv_name(data.tenant_id, data.started_at), csv_text, rows)
+                  csv_name(data.tenant_id, data.started_at), BOM + csv_text, rows)

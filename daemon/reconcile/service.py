@@ -30,6 +30,7 @@ from daemon import logs
 from daemon.config import Config
 from daemon.metrics import Metrics
 from daemon.reconcile import report
+from daemon.reconcile.cadence import digest_run_at
 from daemon.reconcile.index import from_us
 from daemon.reconcile.mail import DAEMON_MAIL, MailPolicy, ReportMailer
 from daemon.reconcile.outcome import Outcome, RunSettings
@@ -85,7 +86,7 @@ class ReconcileService:
         self.dsn = dsn
         self.metrics = metrics
         self.redactor = redactor or logs.Redactor(config().secrets())
-        self.mail = ReportMailer(store, self.redactor, mail_policy, mailer)
+        self.mail = ReportMailer(store, self.redactor, mail_policy, mailer, metrics)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._created = datetime.now(UTC)
         self._latest: tuple[int, list[Finding]] | None = None
@@ -187,6 +188,11 @@ class ReconcileService:
             due = (newest.finished_at or newest.started_at) + timedelta(seconds=min(interval, RETRY_FAILED_AFTER_S))
         else:
             due = newest.started_at + timedelta(seconds=interval)
+        report = config.report
+        if report.email is not None:  # the daily digest brings a run of its own
+            digest = digest_run_at(report.daily_at, report.zone, await self.store.report_sent(),
+                                   newest.started_at if newest is not None else None, now)
+            due = min(due, digest) if digest is not None else due
         return (due - now).total_seconds()
 
     # ---- one run ---------------------------------------------------------------------------------
@@ -251,7 +257,7 @@ class ReconcileService:
         stored = await self.store.reconcile_run(run.id)
         assert stored is not None
         rendered = report.build(self.report_data(stored, outcome), self.redactor.redact)
-        mail = await self.mail.deliver(stored.id, rendered, outcome.exceptions, email=email, config=config)
+        mail = await self.mail.deliver(stored.id, rendered, outcome.findings, email=email, config=config)
         stored = await self.store.reconcile_run(run.id) or stored
         return RunResult(stored, outcome, rendered, mail)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -160,3 +160,14 @@ class RunRecord:
             "timings": self.timings, "error": self.error,
             "report": {"sent_at": iso(self.report_sent_at), "error": self.report_error},
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSent:
+    """What the last emailed report listed (report.send: on-change compares with it)."""
+
+    fingerprint: str
+    exceptions: int
+    run_id: int | None
+    sent_at: datetime
+    digest_on: date | None  # the local day of the last daily digest

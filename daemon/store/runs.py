@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from daemon.store.queries import queries
-from daemon.store.reconcile_rows import Finding, RunRecord, Tracked
+from daemon.store.reconcile_rows import Finding, ReportSent, RunRecord, Tracked
 
 Q = queries()
 
@@ -67,6 +67,19 @@ class ReconcileRunsStore:
         """Whether (and when) the run's report was mailed, or why not."""
         async with self.pool.acquire() as conn:
             await conn.execute(Q["set_reconcile_report"], self.tenant_id, run_id, sent_at, self.redact(error))
+
+    async def report_sent(self) -> ReportSent | None:
+        """What the last emailed report listed, if one was ever sent."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(Q["get_report_state"], self.tenant_id)
+        return None if row is None else ReportSent(row["fingerprint"], row["exceptions"], row["run_id"],
+                                                   row["sent_at"], row["digest_on"])
+
+    async def save_report_sent(self, sent: ReportSent) -> None:
+        """Remember a report that was sent (a digest day of None keeps the last one)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["save_report_state"], self.tenant_id, sent.fingerprint, sent.exceptions,
+                               sent.run_id, sent.sent_at, sent.digest_on)
 
     async def latest_reconcile_run(self) -> RunRecord | None:
         """The last run that ended (done or failed)."""

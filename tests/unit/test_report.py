@@ -48,8 +48,11 @@ def test_csv_has_the_exact_header_and_one_row_per_exception_in_report_order() ->
     findings = [finding(Category.NAME, 5, intacct_name="Old", detail="Name in Intacct is “Old”; …"),
                 finding(Category.FAILED, 6, needs_attention=True), finding(Category.ORPHAN, None)]
     built = report.build(data(findings))
-    rows = list(csv.reader(io.StringIO(built.csv_text)))
-    assert built.csv_text.splitlines()[0] == ("class,kind,servicetitan_id,servicetitan_number,servicetitan_name,"
+    # UTF-8 with a byte-order mark, so that Excel reads it as UTF-8; the header line unchanged after it.
+    assert built.csv_text.startswith(report.BOM) and report.BOM == "\ufeff"
+    csv_text = built.csv_text.removeprefix(report.BOM)
+    rows = list(csv.reader(io.StringIO(csv_text)))
+    assert csv_text.splitlines()[0] == ("class,kind,servicetitan_id,servicetitan_number,servicetitan_name,"
                                               "intacct_project_id,intacct_name,detail,action")
     assert [r[0] for r in rows[1:]] == ["failed", "name_mismatch", "orphan_in_intacct"]
     assert rows[2][:7] == ["name_mismatch", "job", "5", "24001", "24001 Maria Gonzalez", "J-24001", "Old"]
@@ -60,7 +63,7 @@ def test_csv_has_the_exact_header_and_one_row_per_exception_in_report_order() ->
 def test_csv_cells_cannot_run_as_formulas() -> None:
     hostile = finding(Category.NAME, 7, st_name="=HYPERLINK(\"http://evil\")", intacct_name="+1+1",
                       detail="-2", action="@SUM(A1)", st_number="\tx")
-    rows = list(csv.reader(io.StringIO(report.build(data([hostile])).csv_text)))
+    rows = list(csv.reader(io.StringIO(report.build(data([hostile])).csv_text.removeprefix(report.BOM))))
     assert rows[1][4] == "'=HYPERLINK(\"http://evil\")" and rows[1][6] == "'+1+1"
     assert rows[1][7] == "'-2" and rows[1][8] == "'@SUM(A1)" and rows[1][3] == "'\tx"
     assert report.safe_cell("J-1") == "J-1" and report.safe_cell(None) == ""
@@ -82,7 +85,7 @@ def test_text_reads_scope_and_period_first_then_counts_then_exceptions() -> None
     lines = text.splitlines()
     assert lines[2].startswith("Scope:") and "1 Nov 2026 09:30 UTC" in lines[2]
     assert lines[3] == "Period:   1 Nov 2026 09:30 UTC to 25 Nov 2026 16:00 UTC."
-    assert "2 exceptions; 1 of them need someone to look at them" in text
+    assert "2 exceptions; 1 of them needs someone to look at it (the other is already queued to be fixed)." in text
     assert text.index("In agreement") < text.index("Exceptions\n")
     assert "97,950" in text and "missing_in_intacct" not in text  # plain words, not codes
     assert text.index("Refused by Intacct") < text.index("Missing in Intacct:")  # attention first
@@ -130,4 +133,27 @@ def test_headline_says_who_has_to_act() -> None:
     queued = [finding(Category.MISSING), finding(Category.NAME, 2)]
     assert report.headline(data(queued)) == "2 exceptions, all already queued to be fixed: nobody needs to act."
     orphan = [finding(Category.ORPHAN, None, needs_attention=True)]
-    assert report.headline(data(orphan)) == "1 exception; each needs someone to look at it."
+    assert report.headline(data(orphan)) == "1 exception; it needs someone to look at it."
+    one_queued = [finding(Category.MISSING)]
+    assert report.headline(data(one_queued)) == "1 exception, already queued to be fixed: nobody needs to act."
+    mixed = [finding(Category.ORPHAN, None, needs_attention=True), finding(Category.FAILED, 3, needs_attention=True),
+             finding(Category.MISSING, 4)]
+    assert report.headline(data(mixed)) == ("3 exceptions; 2 of them need someone to look at them (the other is "
+                                            "already queued to be fixed).")
+    assert report.subject(1234567, 1) == "[st-intacct-sync] Reconciliation 1234567: 1 exception"
+
+
+def test_times_in_the_accountants_time_zone() -> None:
+    """report.timezone: every time of the text and the HTML is local (with its abbreviation); the
+    attachment name keeps its UTC stamp."""
+    from zoneinfo import ZoneInfo
+
+    old = finding(Category.FAILED, 9, needs_attention=True, since=STARTED - timedelta(days=3))
+    built = report.build(data([old], zone=ZoneInfo("America/Chicago")))
+    assert "started 25 Nov 2026 10:00 CST" in built.text  # 16:00 UTC
+    assert "Period:   1 Nov 2026 03:30 CST to 25 Nov 2026 10:00 CST." in built.text  # 09:30 UTC, after DST ended
+    assert "(since 22 Nov 2026 10:00 CST)" in built.text and "(since 22 Nov 2026 10:00 CST)" in built.html
+    assert "UTC" not in built.text and "UTC" not in built.html
+    assert built.csv_name == "reconciliation-1234567-20261125T1600Z.csv"
+    utc = report.build(data([old]))
+    assert "started 25 Nov 2026 16:00 UTC" in utc.text

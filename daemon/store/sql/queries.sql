@@ -539,3 +539,43 @@ LIMIT $3;
 -- name: run_exceptions_page
 -- A run's exceptions in stored order after seq $2, on the primary key (the run page's pages).
 SELECT * FROM reconcile_exceptions WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3;
+
+-- name: create_schema_migrations
+-- One row per applied migration, with the SHA-256 of its file as applied (0.1 recorded none).
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now(),
+    checksum text
+);
+
+-- name: add_migration_checksum
+-- A database migrated by 0.1 has the table without the column.
+ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text;
+
+-- name: applied_migrations
+SELECT version, name, checksum FROM schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3);
+
+-- name: record_migration_checksum
+-- Checksums of migrations 0.1 applied, taken once from the files of the version that first sees them.
+UPDATE schema_migrations SET checksum = $2 WHERE version = $1 AND checksum IS NULL;
+
+-- name: has_schema_migrations
+SELECT to_regclass('schema_migrations') IS NOT NULL;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) FROM schema_migrations;
+
+-- name: get_report_state
+SELECT fingerprint, exceptions, run_id, sent_at, digest_on FROM report_state WHERE tenant_id = $1;
+
+-- name: save_report_state
+-- After a report was sent: what it listed; the digest day only moves when this one was the digest.
+INSERT INTO report_state (tenant_id, fingerprint, exceptions, run_id, sent_at, digest_on)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (tenant_id) DO UPDATE
+SET fingerprint = EXCLUDED.fingerprint, exceptions = EXCLUDED.exceptions, run_id = EXCLUDED.run_id,
+    sent_at = EXCLUDED.sent_at, digest_on = coalesce(EXCLUDED.digest_on, report_state.digest_on);

@@ -125,3 +125,12 @@ CREATE TABLE reconcile_exceptions (
     needs_attention     boolean NOT NULL DEFAULT false,      -- nothing was queued to repair it (0002)
     PRIMARY KEY (run_id, seq)
 );
+
+CREATE TABLE report_state (
+    tenant_id    bigint      PRIMARY KEY,
+    fingerprint  text        NOT NULL,   -- open exceptions' identities, hashed (0004)
+    exceptions   integer     NOT NULL,
+    run_id       bigint,
+    sent_at      timestamptz NOT NULL,
+    digest_on    date                    -- local day of the last daily digest (0004)
+);
