@@ -48,7 +48,7 @@ def _config(stack: Stack, port: int, **report: Any) -> dict[str, Any]:
         "send": "on-change", **report,
         "email": {"to": ["books@example.com"], "from": "sync@example.com", "smtp_host": "127.0.0.1",
                   "smtp_port": port, "tls": "none"}})
-    config["http"]["listen"] = "127.0.0.1:%d" % free_port()
+    config["http"]["listen"] = f"127.0.0.1:{free_port()}"
     return config
 
 
