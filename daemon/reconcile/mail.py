@@ -109,7 +109,7 @@ class ReportMailer:
                 self.metrics.emails.labels(result="sent").inc()
             log.info("reconcile_report_sent", run=run_id, to=list(settings.to), attempts=attempt,
                      because=decision.reason)
-            return f"sent to {', '.join(settings.to)} ({decision.reason})"
+            return f"sent to {', '.join(settings.to)}"
         text = self.redactor.redact(error.message if error else "unknown error")
         if self.metrics is not None:
             self.metrics.emails.labels(result="failed").inc()

@@ -313,7 +313,8 @@ async def test_the_report_arrives_by_email(world: World, database_dsn: str) -> N
     assert "Smith &amp; Sons &lt;HQ&gt;" in html or "Smith & Sons <HQ>" not in html
     [(name, content)] = files
     assert name is not None and name.startswith(f"reconciliation-{TENANT_ID}-") and name.endswith("Z.csv")
-    rows = list(csv.DictReader(io.StringIO(content)))
+    assert content.startswith("\ufeff")  # UTF-8 with a byte-order mark, for Excel
+    rows = list(csv.DictReader(io.StringIO(content.removeprefix("\ufeff"))))
     assert list(rows[0]) == ["class", "kind", "servicetitan_id", "servicetitan_number", "servicetitan_name",
                              "intacct_project_id", "intacct_name", "detail", "action"]
     assert len(rows) == 11
