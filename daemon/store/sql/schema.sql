@@ -128,9 +128,9 @@ CREATE TABLE reconcile_exceptions (
 
 CREATE TABLE report_state (
     tenant_id    bigint      PRIMARY KEY,
-    fingerprint  text        NOT NULL,   -- open exceptions' identities, hashed (0004)
+    fingerprint  text        NOT NULL,   -- open exceptions' identities, hashed (0006)
     exceptions   integer     NOT NULL,
     run_id       bigint,
     sent_at      timestamptz NOT NULL,
-    digest_on    date                    -- local day of the last daily digest (0004)
+    digest_on    date                    -- local day of the last daily digest (0006)
 );
