@@ -13,7 +13,7 @@ from aiohttp import web
 from daemon.http.pages import chart
 from daemon.http.pages import format as fmt
 from daemon.http.pages.base import HOURS, REFRESH_S, SERVICES, Viewer, page, render, timezone_name
-from daemon.reconcile.report import LABELS, TRIGGERS, csv_name, render_csv
+from daemon.reconcile.report import BOM, LABELS, TRIGGERS, csv_name, render_csv
 from daemon.store import CATEGORY_ORDER, Category, RecordKey
 from daemon.sync import error_text
 from statemachine import STORED_STATES
@@ -218,5 +218,5 @@ async def run_csv(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     findings = await store.reconcile_exceptions(found.id, CSV_ROWS)
     text, _rows = render_csv(findings, services.redactor.redact)
     name = csv_name(store.tenant_id, found.started_at)
-    return web.Response(body=text.encode("utf-8"), content_type="text/csv", charset="utf-8",
+    return web.Response(body=(BOM + text).encode("utf-8"), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
