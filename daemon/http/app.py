@@ -192,7 +192,9 @@ async def ensure(request: web.Request) -> web.Response:
     timeout = body.get("timeout_s", 30)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= MAX_TIMEOUT_S:
         raise web.HTTPBadRequest(reason=f"timeout_s must be a number of seconds in (0, {MAX_TIMEOUT_S:.0f}]")
-    outcome = await request.app[SERVICES].gate.ensure(keys, float(timeout))
+    services = request.app[SERVICES]
+    with services.metrics.ensure_seconds.time():
+        outcome = await services.gate.ensure(keys, float(timeout))
     return _json(outcome.public(), outcome.status)
 
 
