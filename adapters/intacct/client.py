@@ -219,6 +219,13 @@ class IntacctClient:
             if offset >= limit:
                 return
 
+    async def describe(self) -> dict[str, object]:
+        """What the login shows, for an operator's check: company, user, session endpoint and lifetime."""
+        session = await self._ensure_session()
+        c = self._credentials
+        return {"api": "xml", "company": c.company_id, "user": c.user_id, "entity": c.entity_id,
+                "session_endpoint": session.endpoint, "session_renews_in_s": round(max(0.0, session.renew_at - _now()))}
+
     async def probe(self) -> None:
         """A cheap authenticated call; raises like ``execute``, and ConnectionFailure if reads are refused."""
         [result] = await self.execute([QueryProjects(self._next_control_id("probe"), (), page_size=1)])

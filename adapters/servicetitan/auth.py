@@ -47,6 +47,7 @@ class TokenManager:
         # Bumped when credentials change so that a fetch already in flight is not cached.
         self._generation = 0
         self.fetches = 0
+        self.lifetime: float | None = None
 
     def __repr__(self) -> str:
         # The access token is a credential: whatever prints the object (a traceback, a debugger) sees a mask.
@@ -147,6 +148,7 @@ class TokenManager:
             self._observe("transient_error", started)
             raise TransientError("ServiceTitan's token endpoint answered without an access token")
         self._observe("ok", started)
+        self.lifetime = lifetime  # seconds, as the token endpoint announced it (for an operator's check)
         if generation == self._generation:
             self._token = token
             # Counted from when the request left, so the margin also covers the round trip.

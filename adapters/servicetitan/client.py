@@ -117,6 +117,11 @@ class ServiceTitanClient:
         self._credentials = credentials
         self._tokens.set_credentials(credentials)
 
+    async def describe(self) -> dict[str, object]:
+        """What the connection is, for an operator's check (after a successful probe)."""
+        c = self._credentials
+        return {"tenant": c.tenant_id, "api_base_url": c.api_base_url, "token_expires_in_s": self._tokens.lifetime}
+
     async def probe(self) -> None:
         """Fetch a new token and make one minimal call: raises unless the connection works."""
         await self._tokens.fetch_now()

@@ -14,6 +14,7 @@ import yaml
 from daemon.cli import commands
 from daemon.config import ConfigError, load_config
 from daemon.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
+from daemon.version import VERSION
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,25 @@ def _reconcile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-repair", action="store_true", help="report drift without enqueuing repairs")
 
 
+def _check(args: argparse.Namespace) -> int:
+    # Imported on use, like the demo: only this command needs the mail adapter without the daemon.
+    from daemon.cli import check
+
+    try:
+        config, _ = commands.load(args)  # what it prints passes the redactor from here on
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    names = [name for name in check.CHECKS if getattr(args, name)] or list(check.CHECKS)
+    return check.run_checks(config, names, print)
+
+
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    from daemon.cli import check
+
+    check.arguments(parser)
+
+
 def _demo(args: argparse.Namespace) -> int:
     # Imported on use: the demo pulls in both simulators, which no other command needs.
     from daemon.demo import stack as demo
@@ -96,6 +116,9 @@ COMMANDS: dict[str, Command] = {
     "retry": Command("move failed records back to pending", commands.retry, _retry_arguments),
     "reconcile": Command("run one reconciliation now and print the summary; exit 3 when exceptions remain (failed, "
                          "blocked, orphans, drift not queued for repair)", commands.reconcile, _reconcile_arguments),
+    "check": Command("check the mail server, Intacct and ServiceTitan with this configuration (all three unless "
+                     "some are named); exit 0 all passed, 1 one failed, 2 invalid configuration", _check,
+                     _check_arguments),
     "demo": Command("run the daemon against the simulators with sample data", _demo, _demo_arguments),
 }
 
@@ -109,6 +132,7 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
         prog="st-intacct-sync", description="Keeps Sage Intacct projects ahead of ServiceTitan exports."
     )
     parser.add_argument("--config", metavar="PATH", default=default_config, help=config_help)
+    parser.add_argument("--version", action="version", version=f"st-intacct-sync {VERSION}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, command in COMMANDS.items():
         sub = subparsers.add_parser(name, help=command.help, description=command.help)
