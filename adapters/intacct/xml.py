@@ -226,7 +226,7 @@ def is_transient(errors: Sequence[ErrorDetail]) -> bool:
 
 
 def classify_result(function: str, status: str, errors: Sequence[ErrorDetail]) -> Outcome:
-    """The meaning of one function result, per DESIGN §11.2."""
+    """The meaning of one function result: success, already exists, not existing, transient or permanent."""
     status = status.strip().lower()
     if status == "success":
         return Outcome.SUCCESS

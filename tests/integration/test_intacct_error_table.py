@@ -1,8 +1,8 @@
-"""DESIGN §11.2 error table, row by row, for the rows the simulator does not produce itself.
+"""The gateway error table, row by row, for the rows the simulator does not produce itself.
 
 A tiny aiohttp gateway answers getAPISession normally and every other request with the exact XML
 (or HTTP status) of the row under test. Rows the simulator produces are covered in
-test_intacct_client.py; each row here names its DESIGN wording.
+test_intacct_client.py; each row here names the error it stands for.
 """
 
 from __future__ import annotations
