@@ -59,7 +59,7 @@ __all__ = [
     "parse_config",
 ]
 
-_TOP_KEYS = (
+TOP_KEYS = (
     "database",
     "state_dir",
     "http",
@@ -237,7 +237,7 @@ def parse_config(data: object, source: str, env: Mapping[str, str] = os.environ,
     """Validate already-parsed YAML `data` into a Config."""
     if not isinstance(data, dict):
         raise ConfigError(source, None, f"expected a mapping of sections at the top level, got {describe(data)}")
-    return read_config(Section(source, env, "", data, _TOP_KEYS, lenient=lenient))
+    return read_config(Section(source, env, "", data, TOP_KEYS, lenient=lenient))
 
 
 def read_config(top: Section) -> Config:

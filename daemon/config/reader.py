@@ -109,6 +109,12 @@ class Section:
         """Note a warning about `key` (an old spelling): one line, like an error's."""
         self.notes.append(str(ConfigError(self.source, self.key(key), problem)))
 
+    def old_spelling(self, old: str, new: str) -> bool:
+        """Whether the file uses the 0.1 key `old` (renamed `new`); both at once is an error."""
+        if self.given(old) and self.given(new):
+            raise self.error(old, f"is the old spelling of {self.key(new)}: keep only {new}")
+        return self.given(old)
+
     def given(self, key: str) -> bool:
         """Whether the file sets `key` to something other than null."""
         return self.data.get(key) is not None

@@ -352,12 +352,14 @@ def read_report(top: Section) -> ReportConfig:
 
 def _daily_at(section: Section) -> time | None:
     raw = section.data.get("daily_at")
-    if raw is None or raw is False:  # null, or `off` (which YAML 1.1 reads as false)
+    if raw is False:  # `off`, which YAML 1.1 reads as false
         return None
     if isinstance(raw, int) and not isinstance(raw, bool):
-        # YAML 1.1 reads an unquoted 07:00 as the base-60 number 420.
+        # YAML 1.1 reads an unquoted 7:30 as the base-60 number 450.
         raise section.error("daily_at", f'expected a time like "07:00" (quote it), got {raw}')
     text = section.string("daily_at", None)
+    if text is None:
+        return None
     if text is not None and text.strip().lower() == "off":
         return None
     match = _DAILY_AT.fullmatch((text or "").strip())
@@ -378,9 +380,7 @@ def _timezone(section: Section) -> str:
 
 
 def _tls(section: Section) -> Literal["starttls", "implicit", "none"]:
-    if section.given("starttls") and section.given("tls"):
-        raise section.error("starttls", f"is the old spelling of {section.key('tls')}: keep only tls")
-    if section.given("starttls"):
+    if section.old_spelling("starttls", "tls"):
         old = section.boolean("starttls", False)
         new = "starttls" if old else "none"
         section.warn("starttls", f"is deprecated: write {section.key('tls')}: {new} instead")
