@@ -198,3 +198,36 @@ async def test_hostile_export_rows_end_to_end(stack: Stack) -> None:
     assert '"task_died"' not in log and "Traceback" not in log
     assert await daemon_alive(daemon)
     assert daemon.proc.stop(60) == 0
+
+
+@pytest.mark.parametrize("honoured", [True, False])
+async def test_clearing_a_parent_end_to_end(stack: Stack, honoured: bool) -> None:
+    # Detached from its project in ServiceTitan, the job's PARENTID is cleared with an empty element;
+    # whether the real gateway honours that is unknown, so the daemon reads the project back.
+    await stack.ia.faults(clear_by_empty_element=honoured)
+    daemon = await stack.start_daemon(config(stack, {}))
+    customer = await stack.st.customer("Moving Jobs Inc")
+    project = await stack.st.project(customer["id"], "Parent")
+    job = await stack.st.job(customer["id"], project["id"])
+    await daemon.wait_state("job", job["id"], "synced", timeout=60)
+    pid = f"J-{job['jobNumber']}"
+    assert (await stack.ia.projects())[pid]["PARENTID"] == f"P-{project['number']}"
+
+    await stack.st.update("job", job["id"], projectId=None)
+    if honoured:
+        async def cleared() -> bool:
+            return (await stack.ia.projects())[pid]["PARENTID"] is None
+
+        await wait_until(cleared, 60, "PARENTID cleared in Intacct")
+        await daemon.wait_queue(lambda q: q["synced"] == 2 and q["pending"] == q["syncing"] == 0, 30, "settled")
+    else:
+        record = await daemon.wait_state("job", job["id"], "failed", timeout=60)
+        held = (await stack.ia.projects())[pid]["PARENTID"]
+        assert held == f"P-{project['number']}"
+        assert "Intacct kept PARENTID=" in record["last_error"]["description"], record["last_error"]
+        updates = (await stack.ia.stats())["updates_applied"]
+        await asyncio.sleep(3)  # several poll and claim cycles: the failed record is not planned again
+        assert (await stack.ia.stats())["updates_applied"] == updates
+        assert (await daemon.record("job", job["id"]))["state"] == "failed"  # type: ignore[index]
+    assert await daemon_alive(daemon)
+    assert daemon.proc.stop(60) == 0
