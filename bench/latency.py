@@ -56,7 +56,7 @@ async def run(seconds: float, rate: float, poll_interval: float | None, idle: fl
                 await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
 
         async def watch() -> None:
-            while loop.time() < end + poll_interval + 10 and (
+            while loop.time() < end + (poll_interval or 15) + 10 and (
                     loop.time() < end or any(k not in seen for k in created)):
                 listing = await stack.ia.call("GET", "/_sim/projects?prefix=J-")
                 for p in listing["projects"]:

@@ -137,7 +137,7 @@ def test_defaults() -> None:
     assert (cfg.http.host, cfg.http.port, cfg.http.token) == ("127.0.0.1", 8080, None)
     assert cfg.servicetitan.api_base_url == "https://api.servicetitan.io"
     assert cfg.servicetitan.auth_url == "https://auth.servicetitan.io/connect/token"
-    assert cfg.servicetitan.poll_interval == timedelta(seconds=15)
+    assert cfg.servicetitan.poll_interval == timedelta(seconds=2.2)
     assert cfg.servicetitan.include_recent_changes is True
     assert cfg.intacct.endpoint_url == "https://api.intacct.com/ia/xml/xmlgw.phtml"
     assert (cfg.intacct.max_concurrent_requests, cfg.intacct.max_functions_per_request) == (2, 50)
@@ -764,7 +764,7 @@ def test_public_dict_and_repr_hold_no_secret(tmp_path: Path) -> None:
 def test_public_dict_shape() -> None:
     public = config({"database.dsn": "postgresql://u@h/db?password=pw-q-sekrit"}).public_dict()
     assert public["http"]["token"] is None
-    assert public["servicetitan"]["poll_interval"] == 15.0
+    assert public["servicetitan"]["poll_interval"] == 2.2
     assert public["sync"]["backoff_max"] == 600.0
     assert public["settings"]["enable_intacct_projects"] is True
     assert public["mapping"]["job_project_id"] == "J-{job_number}"
