@@ -19,6 +19,9 @@ HEAD_TIMEOUT_S = 5.0
 KEEPALIVE_S = 5.0
 LINGER_S = 2.0
 MAX_CONNECTIONS = 256  # far below LimitNOFILE= in the systemd units (8192) and systemd's default 1024
+# The listen queue, and so the most connections asyncio accepts in one go: a refused one holds its
+# descriptor until the next turns of the loop, so HTTP never holds more than MAX_CONNECTIONS + 2 × this.
+ACCEPT_BACKLOG = 32
 _END_OF_HEAD = b"\r\n\r\n"
 _BUSY_BODY = json.dumps({"error": f"too many connections (at most {MAX_CONNECTIONS}); retry shortly"}).encode()
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
@@ -107,7 +110,8 @@ class LimitedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self._host, self._port, reuse_address=True)
+        self._server = await loop.create_server(self._protocol, self._host, self._port, reuse_address=True,
+                                                backlog=ACCEPT_BACKLOG)
 
 
 def runner(app: web.Application) -> web.AppRunner:
