@@ -144,6 +144,10 @@ class Transport:
         error = error_of(parsed)
         if 200 <= status < 300 and parsed is not None:
             return Answer(status, parsed, error if status != 207 else None, replayed)
+        if status == 404 and error is None:
+            # Not Intacct saying a record is missing (that comes in its envelope): the path itself is wrong.
+            raise ConnectionFailure(f"Intacct answered HTTP 404 at {url.split('?')[0]}: check intacct.rest_url",
+                                    status=status)
         if status in RECORD_STATUSES or status == 401:
             if error is not None and (error.code in CREDENTIAL_IDS or error.error_id in CREDENTIAL_IDS):
                 raise ConnectionFailure(f"Intacct refused the request: HTTP {status}{_detail(error)}",

@@ -116,3 +116,12 @@ async def test_a_refused_query_is_permanent_and_names_the_field(scripted: Any) -
     with pytest.raises(PermanentError, match="parent.id field does not exist") as info:
         await client.read_projects(["J-1"])
     assert "secret-value-7" not in str(info.value)
+
+
+async def test_a_404_without_an_intacct_error_is_a_wrong_url(scripted: Any) -> None:
+    async def nowhere(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
+
+    client = await scripted(nowhere)
+    with pytest.raises(ConnectionFailure, match="check intacct.rest_url"):
+        await client.execute([CREATE])
