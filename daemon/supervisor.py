@@ -34,6 +34,7 @@ from daemon.sync.rejected import RejectedRows
 from daemon.tasks import TaskSet
 from daemon.wiring import new_owner, open_toolkit
 from statemachine import State
+from statemachine.desired import derivation_key
 
 log = logs.get("st_intacct_sync.supervisor")
 
@@ -114,6 +115,8 @@ class Daemon:
         self.store.on_transitions(self._log_transitions)
         await self.database.succeeded()
         await self._apply_auto_sync(config)
+        # Before any worker claims: settings or templates edited while the daemon was stopped.
+        await self._rederive(config)
         self.intacct_monitor.on_change(self._intacct_changed)
         # systemd's STATUS= line follows every change of every connection.
         self.servicetitan_monitor.on_change(self._servicetitan_changed)
@@ -340,24 +343,28 @@ class Daemon:
         self.intacct.tune(new)
         self.intacct_monitor.probe_now.set()  # new credentials, or an operator's nudge: probe at once
         await self._apply_auto_sync(new)
-        if (old.settings, old.mapping) != (new.settings, new.mapping):
-            await self._rederive()
+        await self._rederive(new)
         self.poller_wake.set()
         self.workers.poke()
         log.info("reloaded", source=new.source)
         return True
 
-    async def _rederive(self) -> None:
+    async def _rederive(self, config: Config) -> None:
         """New settings or templates: every record's desired fields follow (records in Intacct keep their id)."""
+        key = derivation_key(config.settings, config.mapping)
         try:
+            if await self.store.derived_with() == key:
+                return
             report = await self.ingestor.rederive()
+            await self.store.set_derived_with(key)
         except DB_ERRORS as exc:
             log.warning("rederive_failed", error=f"{type(exc).__name__}: {exc}",
                         note="records follow the new settings as ServiceTitan changes them")
             return
-        log.info("desired_fields_rederived", records=report.records, requeued=report.requeued,
-                 kept_project_id=report.kept_id,
-                 note="records already in Intacct keep their PROJECTID; new templates apply to the others")
+        if report.records:
+            log.info("desired_fields_rederived", records=report.records, requeued=report.requeued,
+                     kept_project_id=report.kept_id,
+                     note="records already in Intacct keep their PROJECTID; new templates apply to the others")
 
     async def _apply_auto_sync(self, config: Config) -> None:
         before = await self.store.tenant_settings()

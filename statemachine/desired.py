@@ -83,6 +83,15 @@ def fields_digest(fields: dict[str, str | None]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def derivation_key(settings: Settings, mapping: Mapping) -> str:
+    """A digest of what desired fields are derived from besides ServiceTitan's facts (settings, templates).
+
+    Stored with the records: when it differs from the running configuration's, every record's
+    desired fields are derived again.
+    """
+    return hashlib.sha256(repr((settings, mapping)).encode("utf-8")).hexdigest()[:32]
+
+
 def project_values(project: ProjectFacts) -> dict[str, object]:
     return {
         "project_id": project.id,

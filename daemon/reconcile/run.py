@@ -82,8 +82,7 @@ class Run:
         self.started_at = started_at
         self.progress = Progress(progress)
         self.out = Outcome()
-        # Parent mapping off: ServiceTitan projects are not synced, so the project side is left out
-        # (neither missing nor orphan projects).
+        # Parent mapping off: projects are not synced, the project side is left out (no missing, no orphans).
         self._projects_on = settings.settings.syncs("project")
         self.index = IntacctIndex(id_prefixes(settings.mapping, projects=self._projects_on))
         self._fixed_parents: dict[int, str | None] = {}  # project st_id: the PROJECTID Intacct has
@@ -177,9 +176,8 @@ class Run:
         if not wanted:
             return
         for pid, r in (await self.store.projects(wanted)).items():
-            self._extra_parents[pid] = ProjectFacts(
-                pid, r.st_number or "", r.st_name, r.st_customer_id, r.st_customer_name,
-                intacct_project_id=r.intacct_project_id if r.intacct_confirmed else None)
+            self._extra_parents[pid] = ProjectFacts(pid, r.st_number or "", r.st_name, r.st_customer_id,
+                                                    r.st_customer_name, intacct_project_id=r.fixed_id)
         rest = [i for i in wanted if i not in self._extra_parents]
         if rest:
             fetched = {p.id: p for p in await self.st.get_projects(rest)}
@@ -206,8 +204,7 @@ class Run:
             facts = ProjectFacts(st_id, row.number, row.name, row.customer_id, name, t.active if t else True)
             changed = max(row.created_us, row.modified_us)
             # Compared under the PROJECTID Intacct has for it, whatever the templates render now.
-            fixed = None if t is None else t.fixed_id
-            self._fixed_parents[st_id] = fixed
+            self._fixed_parents[st_id] = fixed = None if t is None else t.fixed_id
             desired = keep_identity(desired_for_project(facts, self.cfg.settings, self.cfg.mapping), fixed)
             items.append(_Item("project", st_id, row.number, changed, desired, t, self._in_scope(t, changed)))
         await self._check(items)
@@ -238,11 +235,9 @@ class Run:
         items = []
         for j in page:
             t = tracked.get(j.id)
-            facts = JobFacts(j.id, j.job_number, j.project_id, j.customer_id, names.get(j.id),
-                             t.active if t else True)
-            changed = _changed(j)
-            desired = keep_identity(desired_for_job(facts, self._parent(j.project_id), settings, mapping),
-                                    None if t is None else t.fixed_id)
+            facts = JobFacts(j.id, j.job_number, j.project_id, j.customer_id, names.get(j.id), t.active if t else True)
+            changed, fixed = _changed(j), None if t is None else t.fixed_id
+            desired = keep_identity(desired_for_job(facts, self._parent(j.project_id), settings, mapping), fixed)
             items.append(_Item("job", j.id, j.job_number, changed, desired, t,
                                self._in_scope(t, changed), parent_st_id=j.project_id, job=j))
         await self._check(items)

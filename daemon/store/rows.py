@@ -104,6 +104,11 @@ class Record:
         return RecordKey(self.kind, self.st_id)
 
     @property
+    def fixed_id(self) -> str | None:
+        """The PROJECTID Intacct has for the record (fixed), None while it is not in Intacct yet."""
+        return self.intacct_project_id if self.intacct_confirmed else None
+
+    @property
     def desired_project(self) -> Desired:
         return Desired.from_fields(self.desired)
 

@@ -555,6 +555,17 @@ class Store(ReconcileRunsStore, PagesStore):
                 await conn.execute(Q["update_tenant_settings"], self.tenant_id, False, activated)
             return TenantSettingsState(enabled, activated)
 
+    async def derived_with(self) -> str | None:
+        """The derivation key the stored desired fields follow (None: never recorded)."""
+        async with self.pool.acquire() as conn:
+            value: str | None = await conn.fetchval(Q["get_derived_with"], self.tenant_id)
+        return value
+
+    async def set_derived_with(self, key: str) -> None:
+        """Record the derivation key (the tenant's settings row exists once auto sync was applied)."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(Q["set_derived_with"], self.tenant_id, key)
+
     async def tenant_settings(self) -> TenantSettingsState | None:
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(Q["get_tenant_settings"], self.tenant_id)

@@ -39,7 +39,7 @@ def _project_facts(p: Project, customer_name: str | None) -> ProjectFacts:
 
 def _facts_of_record(r: Record) -> ProjectFacts:
     return ProjectFacts(r.st_id, r.st_number or "", r.st_name, r.st_customer_id, r.st_customer_name, r.st_active,
-                        intacct_project_id=r.intacct_project_id if r.intacct_confirmed else None)
+                        intacct_project_id=r.fixed_id)
 
 
 def _job_facts(r: Record) -> JobFacts:

@@ -106,6 +106,7 @@ async def test_parent_mapping_turned_on_by_reload_then_reconciliation_repairs(st
     p = await stack.st.project(c["id"], "Proj")
     job = await stack.st.job(c["id"], p["id"])
     await daemon.wait_state("job", job["id"], "synced")
+    assert "desired_fields_rederived" not in daemon.proc.output()  # nothing to derive again at the start
     config["settings"]["enable_parent_project_mapping"] = True
     stack.write_config(config, "daemon.yaml")
     daemon.hup()
@@ -122,6 +123,24 @@ async def test_parent_mapping_turned_on_by_reload_then_reconciliation_repairs(st
         return ia.get(f"J-{job['jobNumber']}", {}).get("PARENTID") == f"P-{p['number']}"
 
     await wait_until(repaired, 30, "the job re-parented under its project")
+    daemon.proc.stop()
+
+
+async def test_a_template_edited_while_stopped_keeps_the_ids_intacct_has(stack: Stack) -> None:
+    config = stack.config()
+    daemon = await stack.start_daemon(config)
+    c = await stack.st.customer("Acme")
+    first = await stack.st.job(c["id"])
+    await daemon.wait_state("job", first["id"], "synced")
+    assert daemon.proc.stop() == 0
+    config["mapping"] = {**config.get("mapping", {}), "job_project_id": "JOB-{job_number}"}
+    daemon = await stack.start_daemon(config, name="restarted")
+    output = daemon.proc.output()
+    assert "desired_fields_rederived" in output and '"kept_project_id": 1' in output, output[-2000:]
+    second = await stack.st.job(c["id"])
+    await daemon.wait_state("job", second["id"], "synced")
+    assert set(await stack.ia.projects()) == {f"J-{first['jobNumber']}", f"JOB-{second['jobNumber']}"}
+    assert (await daemon.record("job", first["id"]))["intacct_project_id"] == f"J-{first['jobNumber']}"
     daemon.proc.stop()
 
 

@@ -143,10 +143,10 @@ async def test_ensure_timeout_bounds_the_servicetitan_fetch(kit: Kit) -> None:
 async def test_the_sync_command_keeps_its_claim_alive(kit: Kit, tmp_path: Path) -> None:
     customer = kit.st.create_customer(name="Acme")
     job = kit.st.create_job(customerId=customer.id, jobNumber="24001").id
-    kit.ia.set_faults(latency=2.5)  # a slow Intacct: the request outlives the lease many times over
+    kit.ia.set_faults(latency=3.0)  # a slow Intacct: the request outlives the lease three times over
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config_data(kit.config.database.dsn, kit.st, kit.ia,
-                                               sync={"lease": "0.6s"}, intacct={"request_timeout": "20s"})))
+                                               sync={"lease": "1s"}, intacct={"request_timeout": "20s"})))
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "daemon.cli", "--config", str(path), "sync", "--job", str(job), "--timeout", "30",
         cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)

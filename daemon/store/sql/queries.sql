@@ -388,6 +388,12 @@ SELECT auto_sync_on, auto_sync_activated_at FROM tenant_settings WHERE tenant_id
 INSERT INTO tenant_settings (tenant_id, auto_sync_on, auto_sync_activated_at) VALUES ($1, $2, $3)
 ON CONFLICT (tenant_id) DO NOTHING;
 
+-- name: get_derived_with
+SELECT derived_with FROM tenant_settings WHERE tenant_id = $1;
+
+-- name: set_derived_with
+UPDATE tenant_settings SET derived_with = $2, updated_at = now() WHERE tenant_id = $1;
+
 -- name: update_tenant_settings
 UPDATE tenant_settings SET auto_sync_on = $2, auto_sync_activated_at = $3, updated_at = now()
 WHERE tenant_id = $1;

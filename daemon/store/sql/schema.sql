@@ -86,6 +86,7 @@ CREATE TABLE tenant_settings (
     tenant_id               bigint      PRIMARY KEY,
     auto_sync_on            boolean     NOT NULL,
     auto_sync_activated_at  timestamptz,
+    derived_with            text,       -- settings and templates the desired fields follow
     updated_at              timestamptz NOT NULL DEFAULT now()
 );
 
