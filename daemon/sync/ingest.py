@@ -126,8 +126,10 @@ class Ingestor:
                     priority,
                 ))
             # Jobs render their project's number (PARENTID) and maybe its name: follow those changes.
+            # A project stored for the first time may already have jobs (synced while parent mapping
+            # was off): they get their PARENTID now.
             if (prior is not None and (prior.st_number, prior.st_name) != (p.number, p.name)) or (
-                    prior is None and not synced and self._jobs_render_projects()):
+                    prior is None and (synced or self._jobs_render_projects())):
                 parents[p.id] = facts
         # One transaction with the page and its cursor: the refresh cannot be lost in between.
         report.result = await self.store.upsert(
