@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.config import Config
-from daemon.reconcile.report import csv_name, render_csv
+from daemon.reconcile.report import BOM, csv_name, render_csv
 from daemon.store import Category, Finding, RecordKey, RecordUpsert, Store
 from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job
 from tests.integration.ui_support import (
@@ -103,7 +101,7 @@ async def test_run_csv_is_the_report_attachment(pages: Any, store: Store) -> Non
     assert resp.status == 200 and resp.content_type == "text/csv"
     stored = await store.reconcile_exceptions(run.id, 100)
     expected, rows = render_csv(stored)
-    assert rows == 2 and (await resp.read()) == expected.encode("utf-8")
+    assert rows == 2 and (await resp.read()) == (BOM + expected).encode("utf-8")  # Excel reads it as UTF-8
     assert f'filename="{csv_name(store.tenant_id, run.started_at)}"' in resp.headers["Content-Disposition"]
 
 
@@ -139,19 +137,8 @@ async def test_a_large_run_pages_its_exceptions(pages: Any, store: Store) -> Non
     assert (await client.get(f"/reconciliation/{run.id}?after=x")).status == 400
 
 
-class ZonedConfig:
-    """A configuration whose report section names a time zone (report.timezone)."""
-
-    def __init__(self, config: Config, timezone: str) -> None:
-        self._config = config
-        self.report = SimpleNamespace(timezone=timezone)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._config, name)
-
-
 async def test_times_are_shown_in_report_timezone(pages: Any, store: Store) -> None:
-    client, _ = await pages(ZonedConfig(make_config(), "America/New_York"))  # type: ignore[arg-type]
+    client, _ = await pages(make_config(timezone="America/New_York"))
     await store.upsert([job(81, "Zoned")])
     html = await (await client.get("/queue/job/81")).text()
     created = (await store.history(RecordKey("job", 81)))[0].at

@@ -126,21 +126,14 @@ def render(request: web.Request, viewer: Viewer, template: str, status: int = 20
            refresh: int | None = None, **context: Any) -> web.Response:
     services = request.app[SERVICES]
     config = services.config()
-    tz_name = timezone_name(config)
+    report = config.report
     base = {
         "viewer": viewer, "section": section, "refresh": refresh, "request_path": request.path_qs,
-        "clock": fmt.Clock(fmt.zone(tz_name)), "tz_name": tz_name or "UTC", "tenant_id": services.store.tenant_id,
+        "clock": fmt.Clock(report.zone), "tz_name": report.timezone, "tenant_id": services.store.tenant_id,
         "version": VERSION, "notice": None,
     }
     base.update(context)
     return aiohttp_jinja2.render_template(template, request, base, status=status)
-
-
-def timezone_name(config: Any) -> str | None:
-    """`report.timezone` when the configuration has one."""
-    report = getattr(config, "report", None)
-    name = getattr(report, "timezone", None)
-    return name if isinstance(name, str) and name else None
 
 
 def error_page(request: web.Request, viewer: Viewer, status: int, title: str, message: str) -> web.Response:

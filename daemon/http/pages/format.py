@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.sync import error_text
 from statemachine import State
@@ -18,16 +17,6 @@ STATE_WORDS = {
     State.BLOCKED.value: "Connection down",
     State.FAILED.value: "Refused",
 }
-
-
-def zone(name: str | None) -> tzinfo:
-    """The named IANA zone, UTC when unset or unknown (the config check names a bad zone)."""
-    if not name:
-        return UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return UTC
 
 
 class Clock:

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from daemon.http.pages import chart
 from daemon.http.pages import format as fmt
-from daemon.http.pages.base import HOURS, REFRESH_S, SERVICES, Viewer, page, render, timezone_name
+from daemon.http.pages.base import HOURS, REFRESH_S, SERVICES, Viewer, page, render
 from daemon.reconcile.report import BOM, LABELS, TRIGGERS, csv_name, render_csv
 from daemon.store import CATEGORY_ORDER, Category, RecordKey
 from daemon.sync import error_text
@@ -64,7 +64,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     counts, oldest, tenant, latest, hours = await asyncio.gather(
         store.counts(), store.oldest_pending(), store.tenant_settings(), store.latest_reconcile_run(),
         request.app[HOURS].counts(now, store.outcomes_per_hour))
-    clock = fmt.Clock(fmt.zone(timezone_name(config)), now)
+    clock = fmt.Clock(config.report.zone, now)
     connections = [
         {"name": name, "state": monitor.state, "since": monitor.since,
          "error": services.redactor.redact(error_text(monitor.last_error) or "") if monitor.state != "ok" else ""}
