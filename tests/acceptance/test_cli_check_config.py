@@ -75,7 +75,7 @@ def test_shipped_config_is_valid_and_masks_secrets() -> None:
     assert shown["intacct"]["user_password"] == "***"
     assert shown["servicetitan"]["client_id"] == "cid.abc123"
     assert shown["settings"]["enable_intacct_projects"] is True
-    assert shown["servicetitan"]["poll_interval"] == 15.0
+    assert shown["servicetitan"]["poll_interval"] == 2.2
 
 
 def test_config_path_from_the_environment() -> None:
