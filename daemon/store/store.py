@@ -190,6 +190,17 @@ class Store(FactsStore, ReconcileRunsStore, PagesStore):
         ])
         return {RecordKey(r["kind"], r["st_id"]): State(r["state"]) for r in rows}
 
+    async def revive_parent_failures(self, reason: str = "parent project synced") -> int:
+        """failed → pending for jobs that failed for a parent now in Intacct (a race the sweep closes)."""
+        next_state(State.FAILED, Trigger.PARENT_SYNCED)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(Q["revive_parent_failures"], self.tenant_id, PARENT_ERROR_CLASS, reason)
+            if rows:
+                await conn.execute(Q["notify"], self.channel, "parent_synced")
+        self._emit([Transition(RecordKey(r["kind"], r["st_id"]), State.FAILED.value, State.PENDING.value, reason)
+                    for r in rows])
+        return len(rows)
+
     async def release(self, owner: str, records: Sequence[Record], *, verify_first: bool) -> int:
         """Give claims back unused (graceful stop); `verify_first` when a request may have landed."""
         done = await self.finish(owner, [

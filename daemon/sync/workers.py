@@ -179,6 +179,8 @@ class WorkerPool:
                 if expired:
                     log.warning("leases_expired", count=expired)
                     self.poke()
+                if await self.store.revive_parent_failures():
+                    self.poke()
             except DB_ERRORS as exc:
                 log.warning("heartbeat_failed", error=f"{type(exc).__name__}: {exc}")
 

@@ -87,3 +87,22 @@ async def test_an_idle_worker_claims_at_most_once_a_second(kit: Kit, pool: async
     await asyncio.wait_for(task, 5)
     assert 1 <= claims <= 4, f"{claims} claim queries in 3 s by one idle worker"
     assert (await kit.record("job", job)).state is State.PENDING
+
+
+async def test_a_job_failed_for_a_parent_that_synced_meanwhile_is_swept_back(kit: Kit, pool: asyncpg.Pool) -> None:
+    st, tk = kit.st, kit.tk
+    customer = st.create_customer(name="Known")
+    kit.ia.add_customers(f"C{customer.id}")
+    project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
+    job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
+    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await kit.sync_all()
+    # What the race leaves: the job's failure for its parent stored after the parent's sync, so that
+    # neither statement saw the other.
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE records SET state = 'failed', last_error = $1::jsonb WHERE kind = 'job'",
+                           '{"class": "parent", "description": "parent project P-1101 failed: ..."}')
+    assert await tk.store.revive_parent_failures() == 1
+    record = await kit.record("job", job)
+    assert record.state is State.PENDING and record.attempts == 0
+    assert await tk.store.revive_parent_failures() == 0

@@ -249,6 +249,23 @@ WITH updated AS (
 )
 SELECT kind, st_id FROM updated;
 
+-- name: revive_parent_failures
+-- Jobs still failed for a parent that is in Intacct now: the parent synced while the job's failure
+-- was being stored, so neither statement saw the other. $2: the error class, $3: the reason.
+WITH updated AS (
+    UPDATE records j SET state = 'pending', attempts = 0, next_attempt_at = NULL,
+           state_changed_at = now(), updated_at = now()
+    WHERE j.tenant_id = $1 AND j.kind = 'job' AND j.state = 'failed' AND (j.last_error ->> 'class') = $2
+      AND EXISTS (SELECT 1 FROM records p
+                  WHERE p.tenant_id = j.tenant_id AND p.kind = 'project' AND p.st_id = j.st_project_id
+                    AND (p.synced_fields ->> 'PROJECTID') = j.parent_project_id)
+    RETURNING j.kind, j.st_id
+), history AS (
+    INSERT INTO record_history (tenant_id, kind, st_id, from_state, to_state, reason)
+    SELECT $1, kind, st_id, 'failed', 'pending', $3 FROM updated
+)
+SELECT kind, st_id FROM updated;
+
 -- name: block_pending
 -- The Intacct connection is in error: the queue holds (in-flight claims block themselves).
 WITH updated AS (
