@@ -28,11 +28,11 @@ from daemon.leader import lead
 from daemon.metrics import Metrics
 from daemon.reconcile import ReconcileService
 from daemon.sdnotify import Notifier
-from daemon.store import DB_ERRORS, DatabaseHealth, Transition, iso, lock_key
-from daemon.sync import ERROR, OK, ConnectionMonitor, Poller, WorkerPool, error_text
+from daemon.store import DB_ERRORS, DatabaseHealth, Store, Transition, iso, lock_key
+from daemon.sync import ERROR, OK, ConnectionMonitor, ExportGate, Poller, WorkerPool, error_text
 from daemon.sync.rejected import RejectedRows
-from daemon.tasks import TaskSet
-from daemon.wiring import new_owner, open_toolkit
+from daemon.tasks import TaskSet, wait_first
+from daemon.wiring import Toolkit, new_owner, open_toolkit
 from statemachine import State
 from statemachine.desired import derivation_key
 
@@ -67,12 +67,40 @@ class Daemon:
         self.reload_requested = asyncio.Event()
         self.reconciler: ReconcileService | None = None
         self._leader = False
-        self.dsn = ""
+        self._kit: Toolkit | None = None
+
+    @property
+    def kit(self) -> Toolkit:
+        """The wired-up parts (database, adapters, engine, gate): kept whole, not copied apart."""
+        if self._kit is None:
+            raise RuntimeError("the daemon has not started")
+        return self._kit
+
+    @property
+    def dsn(self) -> str:
+        """The database's DSN once it is up (the demo shows it), empty before."""
+        return self._kit.dsn if self._kit is not None else ""
 
     # ---- the Services protocol of daemon.http ----------------------------------------------------
 
     def config(self) -> Config:
         return self._config
+
+    @property
+    def store(self) -> Store:
+        return self.kit.store
+
+    @property
+    def gate(self) -> ExportGate:
+        return self.kit.gate
+
+    @property
+    def intacct_monitor(self) -> ConnectionMonitor:
+        return self.kit.intacct_monitor
+
+    @property
+    def servicetitan_monitor(self) -> ConnectionMonitor:
+        return self.kit.servicetitan_monitor
 
     def is_leader(self) -> bool:
         return self._leader
@@ -108,10 +136,7 @@ class Daemon:
             open_toolkit(self.config, owner=self.owner, stop=self.stop_requested, metrics=self.metrics,
                          redactor=self.redactor)
         )
-        self.dsn, self.pool, self.store = kit.dsn, kit.pool, kit.store
-        self.servicetitan, self.intacct = kit.servicetitan, kit.intacct
-        self.intacct_monitor, self.servicetitan_monitor = kit.intacct_monitor, kit.servicetitan_monitor
-        self.engine, self.ingestor, self.gate, self.waiters = kit.engine, kit.ingestor, kit.gate, kit.waiters
+        self._kit = kit
         self.store.on_transitions(self._log_transitions)
         await self.database.succeeded()
         await self._apply_auto_sync(config)
@@ -121,15 +146,15 @@ class Daemon:
         # systemd's STATUS= line follows every change of every connection.
         self.servicetitan_monitor.on_change(self._servicetitan_changed)
         self.database.on_change(self._database_changed)
-        self.workers = WorkerPool(self.store, self.engine, self.intacct_monitor, self.config, self.dsn)
+        self.workers = WorkerPool(kit.store, kit.engine, kit.intacct_monitor, self.config, kit.dsn)
         # Work enqueued in this process wakes the workers at once, without the NOTIFY round trip.
         self.store.on_transitions(
             lambda ts: self.workers.poke() if any(t.to_state == State.PENDING for t in ts) else None
         )
         self.poller_wake = asyncio.Event()
-        self.poller = Poller(self.store, self.servicetitan, self.ingestor, self.servicetitan_monitor, self.config,
+        self.poller = Poller(kit.store, kit.servicetitan, kit.ingestor, kit.servicetitan_monitor, self.config,
                              self.poller_wake, RejectedRows(self.metrics.count_rejected_row))
-        reconciler = ReconcileService.from_toolkit(kit, redactor=self.redactor)
+        reconciler = ReconcileService.from_toolkit(kit, redactor=self.redactor, tasks=self.tasks)
         stack.push_async_callback(reconciler.aclose)  # after the HTTP server closes: cancels its runs
         self.reconciler = reconciler
         self.notifier.status("checking the ServiceTitan and Intacct connections")
@@ -152,7 +177,7 @@ class Daemon:
         self.tasks.spawn("intacct-probe", self._probe_loop())
         self.tasks.spawn("database-check", self._database_loop())
         every = self._leader_retry()
-        self.tasks.spawn("leader", lead(self.dsn, lock_key("leader", config.servicetitan.tenant_id), "leader",
+        self.tasks.spawn("leader", lead(kit.dsn, lock_key("leader", config.servicetitan.tenant_id), "leader",
                                         self._lead, retry_every=every, check_every=every))
         self.tasks.spawn("reload", self._reload_loop())
         if self.notifier.watchdog_interval:
@@ -168,13 +193,7 @@ class Daemon:
         return max(0.5, min(5.0, self._config.sync.lease.total_seconds() / 4))
 
     async def _serve(self) -> int:
-        stop = asyncio.ensure_future(self.stop_requested.wait())
-        died = asyncio.ensure_future(self.tasks.failed.wait())
-        try:
-            await asyncio.wait({stop, died}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            died.cancel()
+        await wait_first(self.stop_requested.wait(), self.tasks.failed.wait())
         if self.tasks.failed.is_set():
             log.error("stopping_after_failure", reason=self.tasks.failure)
             return EXIT_FAILED
@@ -227,8 +246,8 @@ class Daemon:
             else:
                 await monitor.succeeded()
 
-        await asyncio.gather(probe(self.servicetitan_monitor, self.servicetitan.probe),
-                             probe(self.intacct_monitor, self.intacct.probe))
+        await asyncio.gather(probe(self.servicetitan_monitor, self.kit.servicetitan.probe),
+                             probe(self.intacct_monitor, self.kit.intacct.probe))
 
     async def _servicetitan_changed(self, state: str, error: dict[str, Any] | None) -> None:
         self._connection_logged("servicetitan", state, error)
@@ -246,7 +265,7 @@ class Daemon:
     async def _database_loop(self) -> None:
         while True:
             await asyncio.sleep(DATABASE_CHECK_EVERY_S)
-            await self.database.check(self.pool)
+            await self.database.check(self.kit.pool)
 
     async def _intacct_changed(self, state: str, error: dict[str, Any] | None) -> None:
         self._connection_logged("intacct", state, error)
@@ -280,7 +299,7 @@ class Daemon:
                         await self._resume_blocked()
                     continue
                 try:
-                    await self.intacct.probe()
+                    await self.kit.intacct.probe()
                 except Exception as exc:
                     await self.intacct_monitor.failed(exc)
                     # New records that arrived meanwhile wait with the others.
@@ -336,11 +355,11 @@ class Daemon:
         self.redactor.update(new.secrets() + old.secrets())
         logs.set_level(new.logging.level)
         if servicetitan_credentials(new) != servicetitan_credentials(old):
-            self.servicetitan.update_credentials(servicetitan_credentials(new))
-        self.servicetitan.retry_after_max = new.sync.backoff_max.total_seconds()
+            self.kit.servicetitan.update_credentials(servicetitan_credentials(new))
+        self.kit.servicetitan.retry_after_max = new.sync.backoff_max.total_seconds()
         if intacct_settings(new) != intacct_settings(old):
-            self.intacct.reconfigure(new)  # other credentials, or the other API (intacct.api)
-        self.intacct.tune(new)
+            self.kit.intacct.reconfigure(new)  # other credentials, or the other API (intacct.api)
+        self.kit.intacct.tune(new)
         self.intacct_monitor.probe_now.set()  # new credentials, or an operator's nudge: probe at once
         await self._apply_auto_sync(new)
         await self._rederive(new)
@@ -355,7 +374,7 @@ class Daemon:
         try:
             if await self.store.derived_with() == key:
                 return
-            report = await self.ingestor.rederive()
+            report = await self.kit.ingestor.rederive()
             await self.store.set_derived_with(key)
         except DB_ERRORS as exc:
             log.warning("rederive_failed", error=f"{type(exc).__name__}: {exc}",

@@ -1,10 +1,14 @@
-"""Named tasks under one owner: a task that dies stops the daemon, loudly (STYLE.md house rule 4)."""
+"""Named tasks under one owner, and one way to wait for the first of several things.
+
+A long-running task that dies stops the daemon, loudly; a task that is meant to end (a reconciliation
+started over HTTP) is owned the same way, so that shutdown cancels it with the rest.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from daemon import logs
@@ -20,18 +24,31 @@ class TaskSet:
         self.failed = asyncio.Event()
         self.failure: str | None = None
         self._stopping: set[str] = set()
+        self._ending: set[str] = set()
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Start `coro` as task `name`; its unexpected end (return or exception) fails the daemon."""
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any], *, ends: bool = False) -> asyncio.Task[Any]:
+        """Start `coro` as task `name`. Its unexpected end (return or exception) fails the daemon, unless
+        it `ends` by design: then it leaves the set when done, and only an exception is reported."""
         if name in self.tasks:
             raise ValueError(f"task {name!r} already runs")
         task = asyncio.create_task(coro, name=name)
         self.tasks[name] = task
+        if ends:
+            self._ending.add(name)
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         name = task.get_name()
+        if name in self._ending:
+            self._ending.discard(name)
+            self._stopping.discard(name)
+            if self.tasks.get(name) is task:
+                del self.tasks[name]
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                log.error("task_failed", task=name, error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+            return
         if name in self._stopping or task.cancelled():
             return
         exc = task.exception()
@@ -61,3 +78,16 @@ class TaskSet:
 
     def names(self, prefix: str) -> list[str]:
         return [n for n in self.tasks if n.startswith(prefix)]
+
+
+async def wait_first(*waits: Awaitable[Any], timeout: float | None = None) -> None:
+    """Return as soon as one of `waits` is done, or after `timeout`; the others are cancelled.
+
+    For waits that do not fail (events, conditions): their results and exceptions are not looked at.
+    """
+    futures = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(futures, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in futures:
+            future.cancel()

@@ -23,16 +23,25 @@ class Reconciler(Protocol):
 class Services(Protocol):
     """The daemon's parts the endpoints read from (the supervisor provides them)."""
 
-    store: Store
     metrics: Metrics
-    gate: ExportGate
-    intacct_monitor: ConnectionMonitor
-    servicetitan_monitor: ConnectionMonitor
     database: DatabaseHealth
     started: float
     owner: str
     listener: HttpConfig  # the address bound at start: authentication follows the socket in use
     redactor: logs.Redactor
+
+    # Read-only: the supervisor reads them from the toolkit it keeps.
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def gate(self) -> ExportGate: ...
+
+    @property
+    def intacct_monitor(self) -> ConnectionMonitor: ...
+
+    @property
+    def servicetitan_monitor(self) -> ConnectionMonitor: ...
 
     @property
     def reconciler(self) -> Reconciler | None: ...

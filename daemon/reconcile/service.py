@@ -37,6 +37,7 @@ from daemon.reconcile.outcome import Outcome, RunSettings
 from daemon.reconcile.run import Run
 from daemon.store import DB_ERRORS, Finding, RunRecord, Store, locks
 from daemon.sync import Ingestor
+from daemon.tasks import TaskSet
 
 log = logs.get("st_intacct_sync.reconcile")
 
@@ -77,6 +78,7 @@ class ReconcileService:
         redactor: logs.Redactor | None = None,
         mail_policy: MailPolicy = DAEMON_MAIL,
         mailer: Callable[[MailConfig], MailClient] = MailClient,
+        tasks: TaskSet | None = None,
     ) -> None:
         self.store = store
         self.st = servicetitan
@@ -87,7 +89,9 @@ class ReconcileService:
         self.metrics = metrics
         self.redactor = redactor or logs.Redactor(config().secrets())
         self.mail = ReportMailer(store, self.redactor, mail_policy, mailer, metrics)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        # Runs started over HTTP: the daemon's own task set when given, so that shutdown owns them too.
+        self._tasks = tasks or TaskSet()
+        self._started = 0
         self._created = datetime.now(UTC)
         self._latest: tuple[int, list[Finding]] | None = None
 
@@ -106,9 +110,8 @@ class ReconcileService:
     async def start_run(self, trigger: str) -> int:
         """Start a run in the background; its id (or that of the run already in progress)."""
         started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._background(trigger, started), name=f"reconcile-{trigger}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._started += 1
+        self._tasks.spawn(f"reconcile-{trigger}-{self._started}", self._background(trigger, started), ends=True)
         return await asyncio.shield(started)
 
     async def _background(self, trigger: str, started: asyncio.Future[int]) -> None:
@@ -146,12 +149,7 @@ class ReconcileService:
 
     async def aclose(self) -> None:
         """Cancel the runs started over HTTP (shutdown); each marks itself failed."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.stop(*self._tasks.names("reconcile-"))
 
     # ---- the leader's schedule -------------------------------------------------------------------
 

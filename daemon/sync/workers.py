@@ -19,6 +19,7 @@ from daemon.config import Config
 from daemon.store import DB_ERRORS, Record, Store
 from daemon.sync.engine import SyncEngine
 from daemon.sync.health import ConnectionMonitor
+from daemon.tasks import wait_first
 
 log = logs.get("st_intacct_sync.workers")
 
@@ -148,22 +149,10 @@ class WorkerPool:
 
     async def _idle(self, seconds: float) -> None:
         self.wakeup.clear()
-        stop = asyncio.ensure_future(self.stopping.wait())
-        wake = asyncio.ensure_future(self.wakeup.wait())
-        try:
-            await asyncio.wait({stop, wake}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for f in (stop, wake):
-                f.cancel()
+        await wait_first(self.stopping.wait(), self.wakeup.wait(), timeout=seconds)
 
     async def _wait_usable(self) -> None:
-        usable = asyncio.ensure_future(self.monitor.wait_usable())
-        stop = asyncio.ensure_future(self.stopping.wait())
-        try:
-            await asyncio.wait({usable, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            usable.cancel()
-            stop.cancel()
+        await wait_first(self.monitor.wait_usable(), self.stopping.wait())
 
     async def heartbeat(self) -> None:
         """Renew this process's leases every third of a lease, and sweep dead workers' claims."""

@@ -24,6 +24,7 @@ from daemon.reconcile.mail import MailPolicy
 from daemon.reconcile.service import ReconcileService, RunResult
 from daemon.store.reconcile_rows import Category, Finding
 from daemon.store.rows import RecordKey
+from daemon.tasks import TaskSet
 from daemon.wiring import Toolkit, open_toolkit
 from statemachine import State
 from tests.acceptance.harness import free_port
@@ -432,3 +433,28 @@ async def test_http_runs_share_the_run_in_progress_and_stop_cleanly(world: World
             break
         await asyncio.sleep(0.1)
     assert run is not None and run.status == "done"
+
+
+async def test_http_runs_belong_to_the_daemons_task_set(world: World, database_dsn: str) -> None:
+    world.st.set_faults(page_latency=0.5)  # a slow listing keeps the run in progress
+    tasks = TaskSet()
+    service = with_config(world, make_config(database_dsn, world.st, world.ia), tasks=tasks)
+    first = await service.start_run("http")
+    assert tasks.names("reconcile-http") == ["reconcile-http-1"]
+    await tasks.stop_all()  # the daemon's drain: no run outlives it
+    run = await world.kit.store.reconcile_run(first)
+    assert run is not None and run.status == "failed" and run.error is not None and "interrupted" in run.error
+    assert not tasks.failed.is_set()  # an HTTP run is meant to end: stopping it fails nothing
+    world.st.clear_faults()
+    again = await service.start_run("http")
+    for _ in range(100):
+        run = await world.kit.store.reconcile_run(again)
+        if run is not None and run.status != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert run is not None and run.status == "done"
+    for _ in range(20):  # a finished run leaves the set
+        if not tasks.names("reconcile-"):
+            break
+        await asyncio.sleep(0.05)
+    assert tasks.names("reconcile-") == [] and not tasks.failed.is_set()

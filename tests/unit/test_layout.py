@@ -58,3 +58,17 @@ def test_state_names_come_from_the_state_machine() -> None:
     compared = re.compile(r"""state == ["']|["'](pending|syncing|blocked-by-connection)["']""")
     offenders += [p.relative_to(REPO) for p in [DAEMON / "metrics.py"] if compared.search(p.read_text())]
     assert offenders == []
+
+
+def test_one_way_to_wait_for_the_first_of_several_things() -> None:
+    hand_written = [p.relative_to(REPO) for p in _sources(DAEMON) if "FIRST_COMPLETED" in p.read_text()]
+    assert hand_written == [Path("daemon/tasks.py")]
+
+
+def test_the_supervisor_keeps_the_toolkit_whole() -> None:
+    # Copying the toolkit's parts into attributes of the Daemon made two owners of each.
+    source = (DAEMON / "supervisor.py").read_text()
+    copied = re.findall(r"self\.(dsn|pool|store|servicetitan|intacct|engine|ingestor|gate|waiters|intacct_monitor|"
+                        r"servicetitan_monitor)\b[^=\n]*= *kit\.", source)
+    assert copied == []
+    assert "self._kit = kit" in source
