@@ -158,7 +158,7 @@ def sync(args: argparse.Namespace) -> int:
                 print(line)
             if outcome.message:
                 print(outcome.message, file=sys.stderr)
-            return EXIT_OK if outcome.status == 200 else EXIT_FAILED
+            return EXIT_OK if outcome.ok else EXIT_FAILED
 
     return int(asyncio.run(go()))
 

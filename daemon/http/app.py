@@ -18,7 +18,7 @@ from daemon.http.pages import is_page
 from daemon.http.services import Services
 from daemon.http.status import metrics_text, status_document
 from daemon.store import Record, RecordKey, Store
-from daemon.sync import error_text
+from daemon.sync import Verdict, error_text
 from statemachine import STORED_STATES
 
 log = logs.get("st_intacct_sync.http")
@@ -26,6 +26,9 @@ MAX_ENSURE_IDS = 200
 MAX_TIMEOUT_S = 300.0
 # Ids are PostgreSQL bigints: a larger one is bad input (400), not a database error (500).
 MAX_ID = 2**63 - 1
+# POST /v1/ensure: 200 when synced; 409 when retrying will not help; 503 when it may (Retry later).
+ENSURE_STATUS = {Verdict.SYNCED: 200, Verdict.NOT_FOUND: 404, Verdict.REFUSED: 409, Verdict.ABSENT: 409,
+                 Verdict.DISABLED: 409, Verdict.UNAVAILABLE: 503}
 
 
 SERVICES: web.AppKey[Services] = web.AppKey("services")
@@ -195,7 +198,7 @@ async def ensure(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     with services.metrics.ensure_seconds.time():
         outcome = await services.gate.ensure(keys, float(timeout))
-    return _json(outcome.public(), outcome.status)
+    return _json(outcome.public(), ENSURE_STATUS[outcome.verdict])
 
 
 async def start_reconcile(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from adapters.errors import AdapterError
@@ -49,14 +50,29 @@ class EnsureResult:
                 "intacct_project_id": self.intacct_project_id, "error": self.error}
 
 
+class Verdict(StrEnum):
+    """What a request to ensure records came to (the HTTP layer turns it into a status code)."""
+
+    SYNCED = "synced"  # every record is in Intacct, up to date
+    DISABLED = "disabled"  # settings.enable_intacct_projects is off
+    NOT_FOUND = "not-found"  # ServiceTitan does not know some of the ids
+    REFUSED = "refused"  # Intacct refused a record: retrying will not help
+    ABSENT = "absent"  # settled without being in Intacct (inactive in ServiceTitan): retrying will not help
+    UNAVAILABLE = "unavailable"  # not yet: a system is unreachable or in error, or the time ran out
+
+
 @dataclass(frozen=True)
 class EnsureOutcome:
-    status: int  # the HTTP status of §5
+    verdict: Verdict
     results: list[EnsureResult]
     message: str | None = None
 
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.SYNCED
+
     def public(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": self.status == 200, "results": [r.public() for r in self.results]}
+        body: dict[str, Any] = {"ok": self.ok, "results": [r.public() for r in self.results]}
         if self.message:
             body["error"] = self.message
         return body
@@ -88,13 +104,13 @@ class ExportGate:
         keys = list(dict.fromkeys(keys))
         settings = self._config().settings
         if not settings.enable_intacct_projects:
-            return EnsureOutcome(409, [EnsureResult(k, "disabled", None, "Intacct projects are disabled")
+            return EnsureOutcome(Verdict.DISABLED, [EnsureResult(k, "disabled", None, "Intacct projects are disabled")
                                        for k in keys], "settings.enable_intacct_projects is off")
         if not settings.syncs("project") and any(k.kind == "project" for k in keys):
             off = "parent project mapping is off: ServiceTitan projects are not synced to Intacct"
-            return EnsureOutcome(409, [EnsureResult(k, "disabled" if k.kind == "project" else "unknown", None,
-                                                    off if k.kind == "project" else None) for k in keys],
-                                 "settings.enable_parent_project_mapping is off")
+            results = [EnsureResult(k, "disabled" if k.kind == "project" else "unknown", None,
+                                    off if k.kind == "project" else None) for k in keys]
+            return EnsureOutcome(Verdict.DISABLED, results, "settings.enable_parent_project_mapping is off")
         # `timeout` bounds the whole call, reading ServiceTitan included.
         deadline = time.monotonic() + timeout
         records = await self.store.get_many(keys)
@@ -108,12 +124,13 @@ class ExportGate:
                                      "ServiceTitan did not answer within timeout_s")
             except AdapterError as exc:
                 await self.servicetitan_monitor.failed(exc)
-                return EnsureOutcome(503, [EnsureResult(k, "unknown", None, safe_error(exc)["description"])
-                                              for k in keys], "ServiceTitan could not be read")
+                reason = safe_error(exc)["description"]
+                return EnsureOutcome(Verdict.UNAVAILABLE, [EnsureResult(k, "unknown", None, reason) for k in keys],
+                                     "ServiceTitan could not be read")
             await self.servicetitan_monitor.succeeded()
             if report.missing:
                 missing = set(report.missing)
-                return EnsureOutcome(404, [
+                return EnsureOutcome(Verdict.NOT_FOUND, [
                     EnsureResult(k, "not-found" if k in missing else "unknown", None,
                                  "not found in ServiceTitan" if k in missing else None)
                     for k in keys], "unknown to ServiceTitan: " + ", ".join(str(k) for k in report.missing))
@@ -177,10 +194,12 @@ class ExportGate:
                 results.append(EnsureResult(k, r.state.value, r.intacct_project_id, error))
         states = {r.state for r in results}
         if states == {State.SYNCED.value} and not absent:
-            status = 200
-        elif State.FAILED.value in states or (absent and states == {State.SYNCED.value}):
-            status = 409
+            verdict = Verdict.SYNCED
+        elif absent and states == {State.SYNCED.value}:
+            verdict = Verdict.ABSENT
+        elif State.FAILED.value in states:
+            verdict = Verdict.REFUSED
         else:
-            status = 503
-        return EnsureOutcome(status, results, message)
+            verdict = Verdict.UNAVAILABLE
+        return EnsureOutcome(verdict, results, message)
 

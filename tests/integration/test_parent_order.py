@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from daemon.store.rows import Finished, RecordKey
+from daemon.sync.gate import Verdict
 from daemon.sync.workers import WorkerPool
 from statemachine import State
 from tests.integration.kit import LEASE, Kit, open_kit
@@ -44,7 +45,7 @@ async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself
     assert str(parent.last_error.get("description2") or parent.last_error.get("description")) in words
     assert record.last_error["parent_error"] == parent.last_error
     outcome = await tk.gate.ensure([RecordKey("job", job)], timeout=10)
-    assert outcome.status == 409 and "P-1101" in (outcome.results[0].error or "")
+    assert outcome.verdict is Verdict.REFUSED and "P-1101" in (outcome.results[0].error or "")
     assert "J-24001" not in kit.ia.projects()
 
     # The cause is fixed and the parent syncs: the job follows without anyone touching it.

@@ -10,6 +10,7 @@ import pytest
 
 from daemon.reconcile.service import ReconcileService
 from daemon.store.rows import RecordKey
+from daemon.sync.gate import Verdict
 from statemachine import State
 from tests.integration.kit import Kit, open_kit
 from tests.plugins.simulators import IntacctSim, ServiceTitanSim
@@ -57,7 +58,7 @@ async def test_a_template_edit_applies_only_to_records_not_yet_in_intacct(kit: K
     assert kit.ia.projects()["JOB-24002"]["PARENTID"] == "P-1101"  # the parent's fixed id
     await _every_synced_record_is_in_intacct(kit)
     outcome = await tk.gate.ensure([RecordKey("job", job)], timeout=10)
-    assert outcome.status == 200 and outcome.results[0].intacct_project_id == "J-24001"
+    assert outcome.verdict is Verdict.SYNCED and outcome.results[0].intacct_project_id == "J-24001"
 
 
 async def test_a_renumbering_in_servicetitan_keeps_the_projectid(kit: Kit) -> None:
@@ -106,12 +107,12 @@ async def test_an_inactive_project_never_created_is_not_recorded_as_existing(kit
     assert record.state is State.SYNCED and record.synced_fields is None and not record.intacct_confirmed
     assert kit.ia.projects() == {}
     outcome = await tk.gate.ensure([RecordKey("project", project)], timeout=10)
-    assert outcome.status == 409 and "not in Intacct" in (outcome.results[0].error or "")
+    assert outcome.verdict is Verdict.ABSENT and "not in Intacct" in (outcome.results[0].error or "")
     # Its job does not fail on a PARENTID Intacct refuses: it fails naming the parent, sending nothing.
     job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
     await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     outcome = await tk.gate.ensure([RecordKey("job", job)], timeout=10)
-    assert outcome.status == 409 and "P-1101" in (outcome.results[0].error or "")
+    assert outcome.verdict is Verdict.REFUSED and "P-1101" in (outcome.results[0].error or "")
     assert "inactive" in (outcome.results[0].error or "")
     assert kit.ia.state.stats.functions["create"] == 0

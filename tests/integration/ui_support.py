@@ -22,7 +22,7 @@ from daemon.config.sections import HttpConfig
 from daemon.metrics import Metrics
 from daemon.store import Finished, RecordKey, RecordUpsert, Store, Synced
 from daemon.sync import ConnectionMonitor
-from daemon.sync.gate import EnsureOutcome, EnsureResult
+from daemon.sync.gate import EnsureOutcome, EnsureResult, Verdict
 from statemachine import JobFacts, Mapping, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 
 TOKEN = "ui-test-token-0123456789"
@@ -49,7 +49,7 @@ class FakeGate:
 
     async def ensure(self, keys: Sequence[RecordKey], timeout: float) -> EnsureOutcome:
         self.calls.append(list(keys))
-        return EnsureOutcome(200, [EnsureResult(k, "synced", None, None) for k in keys])
+        return EnsureOutcome(Verdict.SYNCED, [EnsureResult(k, "synced", None, None) for k in keys])
 
 
 @dataclass

@@ -74,7 +74,7 @@ async def retry(request: web.Request, viewer: Viewer, data: MultiDictProxy[Any])
 async def sync_now(request: web.Request, viewer: Viewer, data: MultiDictProxy[Any]) -> web.StreamResponse:
     key = record_key(request)
     outcome = await request.app[SERVICES].gate.ensure([key], SYNC_NOW_TIMEOUT_S)
-    synced = outcome.status == 200 and all(r.state == State.SYNCED.value for r in outcome.results)
+    synced = outcome.ok and all(r.state == State.SYNCED.value for r in outcome.results)
     return redirect(f"/queue/{key.kind}/{key.st_id}?done={'sync-done' if synced else 'sync-waiting'}")
 
 
