@@ -33,13 +33,13 @@ from common import REPO, Stack, bench_stack
 from daemon.store.migrations import migrate
 from daemon.store.rows import RecordUpsert, Synced
 from daemon.store.store import Store
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job, desired_for_project
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, desired_for_job, desired_for_project
 from tests.acceptance.harness import TENANT
 
 TARGET_S, TARGET_RSS_MB = 60.0, 250.0
 ST_PAGE, INTACCT_PAGE = 5000, 2000
 SETTINGS = Settings(enable_customer_project_linkage=True)
-MAPPING = Mapping(customer_id="C{customer_id}")
+MAPPING = FieldMapping(customer_id="C{customer_id}")
 # Shares of the injected drift per class.
 SHARES = {"missing_in_intacct": 0.25, "name_mismatch": 0.20, "parent_mismatch": 0.20, "customer_mismatch": 0.20,
           "orphan_in_intacct": 0.15}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from daemon.store.migrations import migrate  # noqa: E402
 from daemon.store.rows import RecordUpsert, Synced  # noqa: E402
 from daemon.store.store import Store  # noqa: E402
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job, desired_for_project  # noqa: E402
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, desired_for_job, desired_for_project  # noqa: E402
 
 TARGET = 5000.0
 TENANT = 1
@@ -32,7 +32,7 @@ TENANT = 1
 
 def rows(n_jobs: int, n_projects: int) -> tuple[list[RecordUpsert], list[RecordUpsert]]:
     now = datetime.now(UTC)
-    settings, mapping = Settings(), Mapping()
+    settings, mapping = Settings(), FieldMapping()
     projects = []
     facts = {}
     for p in range(1, n_projects + 1):

@@ -29,7 +29,7 @@ from common import Stack, bench_stack, percentile, wait_until
 from daemon.store import Category, Finding, Store
 from daemon.store.migrations import migrate
 from daemon.store.queries import queries
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job, desired_for_project
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, desired_for_job, desired_for_project
 from tests.acceptance.harness import TENANT
 
 TARGET_MS = 200.0
@@ -64,7 +64,7 @@ def seed_rows(n_records: int, n_history: int, seed: int) -> tuple[list[tuple[Any
                                                                    list[tuple[str, int]]]:
     rng = random.Random(seed)
     now = datetime.now(UTC)
-    settings, mapping = Settings(), Mapping()
+    settings, mapping = Settings(), FieldMapping()
     n_projects = n_records // 10
     states = [s for s, share in STATES for _ in range(share)]
     records: list[tuple[Any, ...]] = []

@@ -3,7 +3,7 @@
 from statemachine.desired import Desired, JobFacts, ProjectFacts, desired_for_job, desired_for_project
 from statemachine.machine import InvalidTransition, Lifecycle, next_state, source_values, sources
 from statemachine.policy import RetryPolicy
-from statemachine.settings import Mapping, Settings
+from statemachine.settings import FieldMapping, Settings
 from statemachine.states import STORED_STATES, TRANSITIONS, State, Trigger
 
 __all__ = [
@@ -13,7 +13,7 @@ __all__ = [
     "InvalidTransition",
     "JobFacts",
     "Lifecycle",
-    "Mapping",
+    "FieldMapping",
     "ProjectFacts",
     "RetryPolicy",
     "Settings",

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from statemachine.naming import clean_name, render
-from statemachine.settings import Mapping, Settings
+from statemachine.settings import FieldMapping, Settings
 
 KINDS = ("job", "project")
 
@@ -102,19 +102,19 @@ def project_values(project: ProjectFacts) -> dict[str, object]:
     }
 
 
-def project_intacct_id(project: ProjectFacts, mapping: Mapping) -> str:
+def project_intacct_id(project: ProjectFacts, mapping: FieldMapping) -> str:
     """The PROJECTID of an ST project: the one Intacct has, else the template's."""
     return project.intacct_project_id or render(mapping.project_project_id, project_values(project))
 
 
 def _customer_id(customer_id: int | None, customer_name: str | None, settings: Settings,
-                 mapping: Mapping) -> str | None:
+                 mapping: FieldMapping) -> str | None:
     if not settings.customer_linkage or customer_id is None:
         return None
     return render(mapping.customer_id, {"customer_id": customer_id, "customer_name": customer_name}) or None
 
 
-def desired_for_project(project: ProjectFacts, settings: Settings, mapping: Mapping) -> Desired:
+def desired_for_project(project: ProjectFacts, settings: Settings, mapping: FieldMapping) -> Desired:
     """The Intacct PROJECT of an ST project (a parent-level project)."""
     values = project_values(project)
     name = clean_name(project.name, mapping.name_max_length) if settings.project_names else ""
@@ -132,7 +132,7 @@ def desired_for_project(project: ProjectFacts, settings: Settings, mapping: Mapp
 
 
 def desired_for_job(job: JobFacts, parent: ProjectFacts | None, settings: Settings,
-                    mapping: Mapping) -> Desired:
+                    mapping: FieldMapping) -> Desired:
     """The Intacct PROJECT of an ST job; `parent` is its ST project when it has one."""
     values: dict[str, object] = {
         "job_id": job.id,

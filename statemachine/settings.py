@@ -70,7 +70,7 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class FieldMapping:
     """How ST values become Intacct PROJECT fields (templates use str.format placeholders)."""
 
     job_project_id: str = "J-{job_number}"

@@ -184,9 +184,9 @@ def backfill(args: argparse.Namespace) -> int:
                          else kit.servicetitan.iter_jobs(modified_on_or_after=since))
                 async for page in pages:
                     if kind == "project":
-                        report = await kit.ingestor.projects(page)  # type: ignore[arg-type]
+                        report = await kit.ingestor.ingest_projects(page)  # type: ignore[arg-type]
                     else:
-                        report = await kit.ingestor.jobs(page)  # type: ignore[arg-type]
+                        report = await kit.ingestor.ingest_jobs(page)  # type: ignore[arg-type]
                     read += len(page)
                     enqueued += report.result.enqueued
                     _progress(f"backfill {kind}s: {read} read, {enqueued} enqueued "

@@ -38,8 +38,7 @@ from daemon.config.sections import (
     read_sync,
 )
 from daemon.config.settings import read_mapping, read_settings
-from statemachine.settings import Mapping as NamingMapping
-from statemachine.settings import Settings
+from statemachine.settings import FieldMapping, Settings
 
 __all__ = [
     "Config",
@@ -85,7 +84,7 @@ class Config:
     servicetitan: ServiceTitanConfig
     intacct: IntacctConfig
     settings: Settings
-    mapping: NamingMapping
+    mapping: FieldMapping
     sync: SyncConfig
     reconcile: ReconcileConfig
     report: ReportConfig

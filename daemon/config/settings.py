@@ -15,7 +15,7 @@ from statemachine.settings import (
     MASTER_SETTING,
     PROJECT_PLACEHOLDERS,
     SUB_SETTINGS,
-    Mapping,
+    FieldMapping,
     Settings,
 )
 
@@ -98,10 +98,10 @@ def read_settings(top: Section) -> Settings:
     return settings
 
 
-def read_mapping(top: Section) -> Mapping:
+def read_mapping(top: Section) -> FieldMapping:
     """`mapping:`; each template is checked against the placeholders it may use."""
-    section = top.section("mapping", [f.name for f in fields(Mapping)])
-    d = Mapping()
+    section = top.section("mapping", [f.name for f in fields(FieldMapping)])
+    d = FieldMapping()
     job_id, job_prefix = _id_template(section, "job_project_id", d.job_project_id, _JOB_ID_PLACEHOLDERS, "job")
     project_id, project_prefix = _id_template(
         section, "project_project_id", d.project_project_id, _PROJECT_ID_PLACEHOLDERS, "project"
@@ -122,7 +122,7 @@ def read_mapping(top: Section) -> Mapping:
     values = {key: _text(section, key, getattr(d, key)) for key in templates}
     for key, allowed in templates.items():
         check_template(section, key, values[key], allowed)
-    return Mapping(
+    return FieldMapping(
         job_project_id=job_id,
         project_project_id=project_id,
         **values,

@@ -14,8 +14,7 @@ import contextlib
 import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from collections.abc import Mapping as AbcMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
@@ -26,7 +25,7 @@ from adapters.servicetitan import Project, ServiceTitanClient
 from daemon import logs
 from daemon.reconcile.check import Observed
 from statemachine.naming import clean_text, literal_prefix, placeholders
-from statemachine.settings import Mapping
+from statemachine.settings import FieldMapping
 
 log = logs.get("st_intacct_sync.reconcile")
 T = TypeVar("T")
@@ -36,7 +35,7 @@ ST_PAGE_SIZE = 5000
 RETRIES = 4  # per Intacct page; the ServiceTitan client retries by itself
 
 
-def id_prefixes(mapping: Mapping, *, projects: bool = True) -> tuple[str, ...]:
+def id_prefixes(mapping: FieldMapping, *, projects: bool = True) -> tuple[str, ...]:
     """The literal beginnings of our PROJECTIDs; ("",) when a template starts with a placeholder.
 
     `projects=False` (parent mapping off): only the jobs' template, the project side is left out.
@@ -137,7 +136,7 @@ async def read_intacct(intacct: IntacctPort, prefixes: tuple[str, ...], progress
         offset += count
 
 
-def _attr(attrs: AbcMapping[str, str], name: str, default: int) -> int:
+def _attr(attrs: Mapping[str, str], name: str, default: int) -> int:
     try:
         return int(attrs.get(name, default))
     except (TypeError, ValueError):

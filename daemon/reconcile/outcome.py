@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from daemon.store import Finding
-from statemachine.settings import Mapping, Settings
+from statemachine.settings import FieldMapping, Settings
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class RunSettings:
     """What one run compares against: the current settings, mapping and scope."""
 
     settings: Settings
-    mapping: Mapping
+    mapping: FieldMapping
     scope: str  # activated | all
     activated_at: datetime | None
     repair: bool

@@ -354,10 +354,10 @@ class Run:
         queued: set[RecordKey] = set()
         try:
             if projects:
-                report = await self.ingestor.projects(projects, priority=REPAIR_PRIORITY)
+                report = await self.ingestor.ingest_projects(projects, priority=REPAIR_PRIORITY)
                 queued.update(report.result.inserted, report.result.requeued)
             if jobs:
-                report = await self.ingestor.jobs(jobs, priority=REPAIR_PRIORITY)
+                report = await self.ingestor.ingest_jobs(jobs, priority=REPAIR_PRIORITY)
                 queued.update(report.result.inserted, report.result.requeued)
         except AdapterError as exc:
             log.warning("reconcile_repair_failed", records=len(items), error=exc.message)

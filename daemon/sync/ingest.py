@@ -89,7 +89,7 @@ class Ingestor:
         dropped = {k.st_id for k in doubtful if k not in tracked}
         return doubtful, len(dropped), {r.id for r in rows if r.id not in dropped}
 
-    async def projects(
+    async def ingest_projects(
         self,
         projects: Sequence[Project],
         *,
@@ -187,7 +187,7 @@ class Ingestor:
             report.requeued += len((await self.store.upsert(rows)).requeued)
         return report
 
-    async def jobs(
+    async def ingest_jobs(
         self,
         jobs: Sequence[Job],
         *,
@@ -231,7 +231,7 @@ class Ingestor:
         if missing:
             fetched = await self.st.get_projects(missing)
             if fetched:
-                sub = await self.projects(fetched, priority=max(priority, 1))
+                sub = await self.ingest_projects(fetched, priority=max(priority, 1))
                 report.parents_fetched += len(sub.result.inserted)
                 for r in (await self.store.projects([p.id for p in fetched])).values():
                     facts[r.st_id] = _facts_of_record(r)
@@ -250,14 +250,14 @@ class Ingestor:
             found = {p.id for p in projects}
             report.missing += [RecordKey("project", i) for i in project_ids if i not in found]
             if projects:
-                sub = await self.projects(projects, priority=priority)
+                sub = await self.ingest_projects(projects, priority=priority)
                 report.result = sub.result
         if job_ids:
             jobs = await self.st.get_jobs(job_ids)
             found = {j.id for j in jobs}
             report.missing += [RecordKey("job", i) for i in job_ids if i not in found]
             if jobs:
-                sub = await self.jobs(jobs, priority=priority)
+                sub = await self.ingest_jobs(jobs, priority=priority)
                 report.parents_fetched += sub.parents_fetched
                 report.result = _merge(report.result, sub.result)
         return report

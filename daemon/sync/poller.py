@@ -102,9 +102,9 @@ class Poller:
             self.rejected.add(page.rejected)
             cursor = (feed, page.continue_from)
             if feed == "projects":
-                report = await self.ingestor.projects(page.rows, activation=activation, cursor=cursor)  # type: ignore[arg-type]
+                report = await self.ingestor.ingest_projects(page.rows, activation=activation, cursor=cursor)  # type: ignore[arg-type]
             else:
-                report = await self.ingestor.jobs(page.rows, activation=activation, cursor=cursor)  # type: ignore[arg-type]
+                report = await self.ingestor.ingest_jobs(page.rows, activation=activation, cursor=cursor)  # type: ignore[arg-type]
             rows += len(page.rows)
             enqueued += report.result.enqueued
         if rows:

@@ -20,7 +20,7 @@ from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from daemon.store import Finished, RecordKey, RecordUpsert, Store
-from statemachine import JobFacts, Mapping, Settings, State, desired_for_job
+from statemachine import FieldMapping, JobFacts, Settings, State, desired_for_job
 from tests.acceptance.harness import TENANT, Stack
 from tests.browser.conftest import Browser
 
@@ -62,7 +62,7 @@ async def seed_states(dsn: str) -> tuple[Store, asyncpg.Pool, list[RecordKey]]:
     keys = [RecordKey("job", 900001 + i) for i in range(3)]
     rows = [RecordUpsert("job", k.st_id, str(k.st_id), "Held elsewhere", None, "Seeded Customer", None, True, None,
                          None, desired_for_job(JobFacts(k.st_id, str(k.st_id), None, None, "Seeded Customer"),
-                                               None, Settings(), Mapping()))
+                                               None, Settings(), FieldMapping()))
             for k in keys]
     await store.upsert(rows)
     claimed = await store.claim_batch(OTHER_REPLICA, 3, timedelta(hours=1), only=keys)

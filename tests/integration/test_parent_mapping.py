@@ -35,8 +35,8 @@ async def test_with_mapping_off_nothing_is_sent_for_projects(kit: Kit) -> None:
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
     job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
     # As the poller reads them: the projects feed, then the jobs feed (which fetches parents).
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project.id)])
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job.id)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
     await kit.sync_all()
     assert set(kit.ia.projects()) == {"J-24001"}
     assert kit.ia.projects()["J-24001"]["PARENTID"] is None
@@ -59,7 +59,7 @@ async def test_reconciliation_leaves_the_project_side_out(kit: Kit) -> None:
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
     job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job.id)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
     await kit.sync_all()
     assert "P-1101" not in kit.ia.projects()
     # A parent project made while the mapping was on, still in Intacct.
@@ -82,11 +82,11 @@ async def test_turned_on_by_reload_the_reconciliation_repairs_what_was_synced_wh
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
     job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project.id)])
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job.id)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
     await kit.sync_all()
     st.update_project(project.id, name="Riverside HVAC")  # changed while off: not followed
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project.id)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
     await kit.sync_all()
     assert set(kit.ia.projects()) == {"J-24001"}
 

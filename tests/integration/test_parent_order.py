@@ -33,7 +33,7 @@ async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself
     kit.ia.add_customers(f"C{known.id}")
     project = st.create_project(name="Riverside", number="1101", customerId=ghost.id).id
     job = st.create_job(customerId=known.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     parent = await kit.record("project", project)
     assert parent.state is State.FAILED
@@ -65,7 +65,7 @@ async def test_an_idle_worker_claims_at_most_once_a_second(kit: Kit, pool: async
     kit.ia.add_customers(f"C{customer.id}")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
     job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     # The parent backs off for a while; its job is due but cannot go before it.
     [claimed] = await tk.store.claim_batch("w", 10, LEASE, only=[RecordKey("project", project)])
     await tk.store.finish("w", [Finished(claimed.key, State.PENDING, "transient", claimed.desired_hash, delay_s=60)],

@@ -58,17 +58,17 @@ async def test_an_update_with_a_lost_answer_is_read_back_before_declaring_sync(k
     st, tk = kit.st, kit.tk
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="First", number="1101", customerId=customer.id).id
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project)])
     await kit.sync_all()
     st.update_project(project, name="Second")
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project)])
     kit.ia.set_faults(lost_answer_rate=1.0)  # Intacct applies the update, the answer is lost
     batch = await tk.store.claim_batch(tk.engine.owner, 10, LEASE)
     await tk.engine.process(batch)
     kit.ia.set_faults(lost_answer_rate=0.0)
     assert kit.ia.projects()["P-1101"]["NAME"] == "Second"
     st.update_project(project, name="First")  # changed back before the retry
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project)])
     async with tk.pool.acquire() as conn:
         await conn.execute("UPDATE records SET next_attempt_at = NULL")
     await kit.sync_all()
@@ -85,7 +85,7 @@ async def test_refreshing_the_jobs_of_a_changed_project_survives_a_failure(kit: 
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="First", number="1101", customerId=customer.id).id
     job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     st.update_project(project, name="Renamed")  # the job's NAME renders its project's name
     await tk.store.set_cursor("projects", "before")
@@ -96,13 +96,13 @@ async def test_refreshing_the_jobs_of_a_changed_project_survives_a_failure(kit: 
 
     monkeypatch.setattr(ingest, "desired_for_job", crash)
     with pytest.raises(RuntimeError):
-        await tk.ingestor.projects(page, cursor=("projects", "after"))
+        await tk.ingestor.ingest_projects(page, cursor=("projects", "after"))
     monkeypatch.undo()
     # Either the page did not count as read, or the jobs were refreshed with it.
     if await tk.store.get_cursor("projects") == "after":
         jobs_refreshed = (await kit.record("job", job)).desired["NAME"]
         raise AssertionError(f"the cursor moved past the page but the jobs were not refreshed ({jobs_refreshed})")
-    await tk.ingestor.projects(page, cursor=("projects", "after"))  # the replay after a restart
+    await tk.ingestor.ingest_projects(page, cursor=("projects", "after"))  # the replay after a restart
     refreshed = await kit.record("job", job)
     assert refreshed.state is State.PENDING and refreshed.desired["NAME"] == "24001 Renamed"
 

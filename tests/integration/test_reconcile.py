@@ -134,16 +134,17 @@ async def world(database_dsn: str, servicetitan_sim: ServiceTitanSim, intacct_si
         ids["unseen"] = st.create_job(customerId=maria.id, jobNumber="24012").id
 
         tenant = st.tenant()
-        await kit.ingestor.projects([await kit.servicetitan.get_project(ids[p]) for p in ("riverside", "residence")])
+        projects = [await kit.servicetitan.get_project(ids[p]) for p in ("riverside", "residence")]
+        await kit.ingestor.ingest_projects(projects)
         tracked = ["matched", "deleted", "moved", "relinked", "renamed_job", "failing"]
-        await kit.ingestor.jobs(await kit.servicetitan.get_jobs([ids[n] for n in tracked]))
+        await kit.ingestor.ingest_jobs(await kit.servicetitan.get_jobs([ids[n] for n in tracked]))
         await sync_all(kit)
         assert (await kit.store.get(RecordKey("job", ids["failing"]))).state is State.FAILED  # type: ignore[union-attr]
         # Blocked: pending while the connection is in error. Pending: enqueued, not synced yet.
-        await kit.ingestor.jobs([await kit.servicetitan.get_job(ids["blocked"])])
+        await kit.ingestor.ingest_jobs([await kit.servicetitan.get_job(ids["blocked"])])
         await kit.store.block_pending({"class": "connection", "errorno": "XL03000006",
                                        "description": "Sign-in information is incorrect"}, "connection error")
-        await kit.ingestor.jobs([await kit.servicetitan.get_job(ids["pending"])])
+        await kit.ingestor.ingest_jobs([await kit.servicetitan.get_job(ids["pending"])])
 
         # Drift made in Intacct behind the daemon's back.
         world = World(kit, ReconcileService.from_toolkit(kit), st, ia, ids, activation)

@@ -31,10 +31,10 @@ async def _world(kit: Kit) -> tuple[int, int, int]:
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
     job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     later = st.create_job(customerId=customer.id, projectId=project, jobNumber="24002").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(later)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(later)])
     return project, job, later
 
 
@@ -48,8 +48,8 @@ async def test_a_template_edit_applies_only_to_records_not_yet_in_intacct(kit: K
     project, job, later = await _world(kit)
     kit.reconfigure(mapping=NEW_TEMPLATES)
     tk = kit.tk
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project)])  # as a poll or ensure reads them
-    await tk.ingestor.jobs(await tk.servicetitan.get_jobs([job, later]))
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project)])  # as a poll or ensure reads them
+    await tk.ingestor.ingest_jobs(await tk.servicetitan.get_jobs([job, later]))
     await kit.sync_all()
     assert (await kit.record("job", job)).intacct_project_id == "J-24001"
     assert (await kit.record("project", project)).intacct_project_id == "P-1101"
@@ -66,8 +66,8 @@ async def test_a_renumbering_in_servicetitan_keeps_the_projectid(kit: Kit) -> No
     kit.st.update_job(job, jobNumber="24009")
     kit.st.update_project(project, number="1199")
     tk = kit.tk
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project)])
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     ia = kit.ia.projects()
     assert set(ia) == {"P-1101", "J-24001", "J-24002"}
@@ -101,7 +101,7 @@ async def test_an_inactive_project_never_created_is_not_recorded_as_existing(kit
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="Closed", number="1101", customerId=customer.id, active=False).id
     # Only the export feed says a record is inactive: as the poller reads it.
-    await tk.ingestor.projects([replace(await tk.servicetitan.get_project(project), active=False)])
+    await tk.ingestor.ingest_projects([replace(await tk.servicetitan.get_project(project), active=False)])
     await kit.sync_all()
     record = await kit.record("project", project)
     assert record.state is State.SYNCED and record.synced_fields is None and not record.intacct_confirmed
@@ -110,7 +110,7 @@ async def test_an_inactive_project_never_created_is_not_recorded_as_existing(kit
     assert outcome.verdict is Verdict.ABSENT and "not in Intacct" in (outcome.results[0].error or "")
     # Its job does not fail on a PARENTID Intacct refuses: it fails naming the parent, sending nothing.
     job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     outcome = await tk.gate.ensure([RecordKey("job", job)], timeout=10)
     assert outcome.verdict is Verdict.REFUSED and "P-1101" in (outcome.results[0].error or "")

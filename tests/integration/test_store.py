@@ -11,7 +11,7 @@ import asyncpg
 
 from daemon.store.rows import Finished, RecordKey, RecordUpsert, Requeue, Synced
 from daemon.store.store import Store
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, State, desired_for_job, desired_for_project
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 
 T0 = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -20,7 +20,7 @@ LEASE = timedelta(seconds=60)
 def project_row(st_id: int, *, name: str = "Proj", modified: datetime = T0, priority: int = 0) -> RecordUpsert:
     facts = ProjectFacts(id=st_id, number=f"P{st_id}", name=name, customer_id=1, customer_name="Cust")
     return RecordUpsert("project", st_id, facts.number, name, 1, "Cust", None, True, T0, modified,
-                        desired_for_project(facts, Settings(), Mapping()), priority)
+                        desired_for_project(facts, Settings(), FieldMapping()), priority)
 
 
 def job_row(st_id: int, project: int | None = None, *, number: str | None = None,
@@ -29,7 +29,7 @@ def job_row(st_id: int, project: int | None = None, *, number: str | None = None
     facts = JobFacts(id=st_id, number=number, project_id=project, customer_id=1, customer_name="Cust")
     parent = None if project is None else ProjectFacts(project, f"P{project}", "Proj", 1, "Cust")
     return RecordUpsert("job", st_id, number, None, 1, "Cust", project, True, T0, modified,
-                        desired_for_job(facts, parent, Settings(), Mapping()), priority)
+                        desired_for_job(facts, parent, Settings(), FieldMapping()), priority)
 
 
 async def claim_all(store: Store, owner: str = "w1", limit: int = 100) -> list[RecordKey]:

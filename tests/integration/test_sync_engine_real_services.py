@@ -20,8 +20,8 @@ from daemon.store.store import Store
 from daemon.sync.engine import SyncEngine
 from daemon.sync.health import ERROR, ConnectionMonitor
 from statemachine import (
+    FieldMapping,
     JobFacts,
-    Mapping,
     ProjectFacts,
     RetryPolicy,
     Settings,
@@ -43,13 +43,13 @@ def job_row(st_id: int, project: int | None = None, *, number: str | None = None
     settings = Settings(enable_parent_project_mapping=True)
     modified = T0 + timedelta(minutes=minute)
     return RecordUpsert("job", st_id, number, None, 1, "Cust", project, True, T0, modified,
-                        desired_for_job(facts, parent, settings, Mapping()), 0)
+                        desired_for_job(facts, parent, settings, FieldMapping()), 0)
 
 
 def project_row(st_id: int) -> RecordUpsert:
     facts = ProjectFacts(id=st_id, number=f"P{st_id}", name="Proj", customer_id=1, customer_name="Cust")
     return RecordUpsert("project", st_id, facts.number, "Proj", 1, "Cust", None, True, T0, T0,
-                        desired_for_project(facts, Settings(), Mapping()), 0)
+                        desired_for_project(facts, Settings(), FieldMapping()), 0)
 
 
 def engine(store: Store, intacct: Any, monitor: ConnectionMonitor | None = None) -> SyncEngine:

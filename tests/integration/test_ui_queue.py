@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from daemon.reconcile.report import BOM, csv_name, render_csv
 from daemon.store import Category, Finding, RecordKey, RecordUpsert, Store
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, desired_for_job
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, desired_for_job
 from tests.integration.ui_support import (
     fail,
     job,
@@ -65,7 +65,7 @@ async def test_record_page_shows_fields_history_and_the_parent(pages: Any, store
     facts = JobFacts(601, "24601", 600, 7, "Acme")
     child = RecordUpsert("job", 601, "24601", None, 7, "Acme", 600, True, None, None,
                          desired_for_job(facts, ProjectFacts(600, "P600", "Riverside Office", 7, "Acme"),
-                                         Settings(), Mapping()))
+                                         Settings(), FieldMapping()))
     await store.upsert([parent, child])
     await fail(store, RecordKey("project", 600))
     html = await (await client.get("/queue/job/601")).text()

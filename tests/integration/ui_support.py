@@ -23,7 +23,7 @@ from daemon.metrics import Metrics
 from daemon.store import Finished, RecordKey, RecordUpsert, Store, Synced
 from daemon.sync import ConnectionMonitor
 from daemon.sync.gate import EnsureOutcome, EnsureResult, Verdict
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, State, desired_for_job, desired_for_project
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 
 TOKEN = "ui-test-token-0123456789"
 HOSTILE = "<script>alert(1)</script> \"q\" 'a' & \u202eevil"
@@ -104,13 +104,13 @@ Client = Callable[..., Awaitable[TestClient]]
 def job(st_id: int, name: str | None = None, customer: str = "Acme", number: str | None = None) -> RecordUpsert:
     facts = JobFacts(st_id, number or str(st_id), None, 7, customer)
     return RecordUpsert("job", st_id, facts.number, name, 7, customer, None, True, None, None,
-                        desired_for_job(facts, None, Settings(), Mapping()))
+                        desired_for_job(facts, None, Settings(), FieldMapping()))
 
 
 def project(st_id: int, name: str) -> RecordUpsert:
     facts = ProjectFacts(st_id, f"P{st_id}", name, 7, "Acme")
     return RecordUpsert("project", st_id, facts.number, name, 7, "Acme", None, True, None, None,
-                        desired_for_project(facts, Settings(), Mapping()))
+                        desired_for_project(facts, Settings(), FieldMapping()))
 
 
 async def fail(store: Store, key: RecordKey, error: dict[str, Any] | None = None) -> None:

@@ -16,7 +16,7 @@ import pytest
 from daemon.reconcile import report
 from daemon.store.reconcile_rows import Category
 from statemachine.desired import JobFacts, desired_for_job
-from statemachine.settings import Mapping, Settings
+from statemachine.settings import FieldMapping, Settings
 from tests.unit.test_report import data, finding
 
 HOSTILE = [
@@ -71,5 +71,5 @@ def test_bidirectional_controls_are_stripped_from_report_and_csv() -> None:
 
 def test_names_still_go_to_intacct_exactly() -> None:
     facts = JobFacts(24011, "24011", None, 7, SPOOFED)
-    desired = desired_for_job(facts, None, Settings(), Mapping())
+    desired = desired_for_job(facts, None, Settings(), FieldMapping())
     assert SPOOFED in desired.name

@@ -16,7 +16,7 @@ import yaml
 from daemon.config.durations import parse_duration
 from daemon.config.loading import Config, ConfigError, load_config, load_config_text, parse_config
 from daemon.config.secret import Secret, interpolate
-from statemachine.settings import Mapping, Settings
+from statemachine.settings import FieldMapping, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,7 +145,7 @@ def test_defaults() -> None:
     assert cfg.intacct.probe_interval == timedelta(seconds=30)
     assert cfg.intacct.session_max_age == timedelta(minutes=30)
     assert cfg.settings == Settings()
-    assert cfg.mapping == Mapping()
+    assert cfg.mapping == FieldMapping()
     assert (cfg.sync.workers, cfg.sync.max_attempts) == (4, 10)
     assert (cfg.sync.backoff_initial, cfg.sync.backoff_max) == (timedelta(seconds=2), timedelta(minutes=10))
     assert cfg.sync.lease == timedelta(seconds=60)

@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from statemachine import Desired, JobFacts, Mapping, ProjectFacts, Settings, desired_for_job, desired_for_project
+from statemachine import Desired, FieldMapping, JobFacts, ProjectFacts, Settings, desired_for_job, desired_for_project
 from statemachine.desired import changed_fields
 from statemachine.naming import clean_name, clean_text, placeholders, render, truncate
 
-MAPPING = Mapping()
+MAPPING = FieldMapping()
 SETTINGS = Settings()
 PROJECT = ProjectFacts(id=7, number="P100", name="Riverside Office HVAC", customer_id=42,
                        customer_name="Acme LLC")

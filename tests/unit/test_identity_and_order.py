@@ -6,14 +6,14 @@ from dataclasses import replace
 
 import pytest
 
-from statemachine import JobFacts, Mapping, ProjectFacts, Settings, State, desired_for_job, desired_for_project
+from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 from statemachine.desired import changed_fields
 from statemachine.identity import keep_identity, same_project
 from statemachine.order import PARENT_ERROR_CLASS, Go, Parent, parent_verdict
 
 PROJECT = ProjectFacts(id=7, number="P100", name="Riverside", customer_id=42, customer_name="Acme")
 JOB = JobFacts(id=123, number="1001", project_id=7, customer_id=42, customer_name="Acme")
-RENAMED = Mapping(job_project_id="JOB-{job_number}", project_project_id="PRJ-{project_number}")
+RENAMED = FieldMapping(job_project_id="JOB-{job_number}", project_project_id="PRJ-{project_number}")
 
 
 def test_a_confirmed_project_keeps_its_projectid_under_a_new_template() -> None:
@@ -30,7 +30,7 @@ def test_jobs_carry_their_parents_confirmed_projectid() -> None:
 
 
 def test_another_projectid_is_another_project_never_an_update() -> None:
-    want = desired_for_job(JOB, PROJECT, Settings(), Mapping()).fields()
+    want = desired_for_job(JOB, PROJECT, Settings(), FieldMapping()).fields()
     have = {**want, "PROJECTID": "J-OLD"}
     assert not same_project(want, have) and same_project(want, want)
     with pytest.raises(ValueError, match="PROJECTID"):

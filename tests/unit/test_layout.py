@@ -72,3 +72,15 @@ def test_the_supervisor_keeps_the_toolkit_whole() -> None:
                         r"servicetitan_monitor)\b[^=\n]*= *kit\.", source)
     assert copied == []
     assert "self._kit = kit" in source
+
+
+def test_names_say_what_they_are() -> None:
+    import statemachine.settings
+    from daemon.store import Store
+    from daemon.sync import Ingestor
+
+    # Ingestor writes ServiceTitan rows; Store.projects reads tracked records: not one name for both.
+    assert not hasattr(Ingestor, "projects") and not hasattr(Ingestor, "jobs")
+    assert hasattr(Ingestor, "ingest_projects") and hasattr(Store, "projects")
+    # The `mapping:` section's values no longer shadow collections.abc.Mapping wherever both are used.
+    assert not hasattr(statemachine.settings, "Mapping") and hasattr(statemachine.settings, "FieldMapping")
