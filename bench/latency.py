@@ -1,4 +1,4 @@
-"""Benchmark: how soon a ServiceTitan change exists in Intacct (DESIGN.md §13, bench/latency.py).
+"""Benchmark: how soon a ServiceTitan change exists in Intacct, against its target (README: "Development").
 
 For 60 s, 5 new jobs a second appear in the ServiceTitan simulator; the time from each job's creation
 to its PROJECT existing in the Intacct simulator (100 ms + 2 ms per function, 2 requests in flight)

@@ -1,4 +1,4 @@
-"""Benchmark: claim → synced transitions per second in PostgreSQL alone (DESIGN.md §13).
+"""Benchmark: claim → synced transitions per second in PostgreSQL alone.
 
 Creates a scratch database, enqueues N jobs under a few projects, then lets W concurrent workers
 claim batches (FOR UPDATE SKIP LOCKED, leases, history rows) and mark them synced, exactly as the

@@ -1,4 +1,4 @@
-"""Benchmark: records per second through the whole daemon (DESIGN.md §13, bench/throughput.py).
+"""Benchmark: records per second through the whole daemon, against its target (README: "Development").
 
 10,000 new jobs under 500 projects appear in the ServiceTitan simulator; the daemon (a subprocess,
 real PostgreSQL) follows the feed and creates them in the Intacct simulator, whose answers take

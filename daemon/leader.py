@@ -1,4 +1,4 @@
-"""One replica per tenant runs the poller and the reconciliation scheduler (DESIGN.md §4, "Replicas").
+"""One replica per tenant runs the poller and the reconciliation scheduler (docs/architecture.md, "Guarantees").
 
 Leadership is a PostgreSQL session advisory lock held on a connection of its own: when the leader
 dies, its session ends and the server releases the lock at once; the others try every few seconds,

@@ -1,4 +1,4 @@
-"""Prometheus metrics (DESIGN.md §9), on a registry of the daemon's own rather than the global one.
+"""Prometheus metrics (served at /metrics), on a registry of the daemon's own rather than the global one.
 
 Served through prometheus_client's own exposition (`choose_encoder`: the text format with its
 versioned content type, or OpenMetrics when the scraper asks for it), with the process collectors

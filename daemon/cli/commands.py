@@ -1,4 +1,4 @@
-"""The commands of `st-intacct-sync` other than check-config (DESIGN.md §8)."""
+"""The commands of `st-intacct-sync` other than check-config (the README's "Commands")."""
 
 from __future__ import annotations
 

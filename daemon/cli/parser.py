@@ -1,4 +1,4 @@
-"""The `st-intacct-sync` command line (DESIGN.md §8): one table of commands, each a function of its args."""
+"""The `st-intacct-sync` command line: one table of commands, each a function of its args."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The configuration file (DESIGN.md §7), parsed once into frozen dataclasses that are passed explicitly.
+"""The configuration file, parsed once into frozen dataclasses that are passed explicitly.
 
-`load_config` is the one entry point; the sections are read in `config_sections` (infrastructure) and
-`config_domain` (settings and naming), each key through `config_reader.Section`.
+`load_config` is the one entry point; the sections are read in `sections.py` (infrastructure) and
+`settings.py` (settings and naming), each key through `reader.Section`.
 """
 
 from __future__ import annotations

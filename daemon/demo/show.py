@@ -254,7 +254,7 @@ class Show:
     # ---- reconciliation ---------------------------------------------------------------------------
 
     async def _reconciliation(self) -> None:
-        # Through the HTTP contract, as an operator would (DESIGN §6, §9).
+        # Through the HTTP endpoints, as an operator would.
         self.out.line()
         assert self.http is not None
         async with self.http.post(f"{self.base_url}/v1/reconcile", json={}) as response:

@@ -1,9 +1,9 @@
-"""`st-intacct-sync demo` (DESIGN.md §8): the daemon against both simulators, on embedded defaults.
+"""`st-intacct-sync demo`: the daemon against both simulators, on embedded defaults.
 
 Nothing to configure and nothing to install beyond `pip install 'st-intacct-sync[embedded]'`: a
 temporary state directory holds an embedded PostgreSQL (`database.dsn: embedded`) and the
 daemon's log; both simulators run in this process on free loopback ports with a contractor's sample
-data; the daemon serves HTTP on `--listen`. What the operator sees is in `daemon.demo_show`.
+data; the daemon serves HTTP on `--listen`. What the operator sees is in `daemon/demo/show.py`.
 
 Ctrl-C or SIGTERM drains the daemon (which stops PostgreSQL as it closes its database), stops the
 simulators and removes the directory (unless `--keep`), then exits 0.

@@ -1,4 +1,4 @@
-"""The operators' HTTP endpoints (DESIGN.md §5, §9): a plain aiohttp application run inside the daemon."""
+"""The operators' HTTP endpoints (the README's "HTTP endpoints"): a plain aiohttp application run inside the daemon."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How one record is classified, and the plain words that explain it (DESIGN.md §6). Pure: no I/O.
+"""How one record is classified, and the plain words that explain it. Pure: no I/O.
 
 Precedence, first match wins, one class per record:
 

@@ -1,4 +1,4 @@
-"""Both sides of a reconciliation, read page by page into compact indexes (DESIGN.md §6, step 1).
+"""Both sides of a reconciliation, read page by page into compact indexes (the first step of a run).
 
 100,000 records per side must fit well under 200 MB, so no page object outlives its page: Intacct
 projects become `PROJECTID -> (NAME, PARENTID, CUSTOMERID)` tuples whose repeated values (parents,

@@ -1,4 +1,4 @@
-"""Mailing a reconciliation report (DESIGN.md §6, step 5): when, to whom, and retried with backoff.
+"""Mailing a reconciliation report: when, to whom, and retried with backoff.
 
 Sent as daemon/reconcile/cadence.py decides (report.send, report.daily_at); never with `--no-email`
 or without `report.email`. What a sent report listed is remembered in the database.

@@ -1,4 +1,4 @@
-"""The accountants' reconciliation report (DESIGN.md §6, step 5): text, HTML and a CSV attachment.
+"""The accountants' reconciliation report: text, HTML and a CSV attachment.
 
 Written for accountants: plain words instead of internal codes (the CSV keeps the class codes in
 its `class` column for filtering), the IDs they search for in ServiceTitan and Intacct, scope and

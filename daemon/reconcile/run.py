@@ -1,4 +1,4 @@
-"""One reconciliation (DESIGN.md §6): read both sides, classify every record, repair what it may.
+"""One reconciliation: read both sides, classify every record, repair what it may.
 
 Order: Intacct's projects and ServiceTitan's projects are read at the same time; then the projects
 are checked (repairs of parents are queued before their jobs'), then the jobs page by page as they

@@ -1,4 +1,4 @@
-"""The reconciliation service (DESIGN.md §6): when runs happen, one at a time, and who hears of them.
+"""The reconciliation service: when runs happen, one at a time, and who hears of them.
 
 Runs start from three places: the leader replica's `schedule()` every `reconcile.interval`,
 `POST /v1/reconcile` (a background task this service owns and cancels on shutdown), and the
@@ -8,7 +8,7 @@ HTTP endpoint do not (the endpoint answers with the id of the run in progress). 
 created only by the lock holder, so a row still `running` when the lock is taken belongs to a
 process that died and is marked failed.
 
-The report is mailed after the lock is released (daemon/reconcile_mail.py).
+The report is mailed after the lock is released (daemon/reconcile/mail.py).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ReconcileService:
 
     @classmethod
     def from_toolkit(cls, kit: Any, **options: Any) -> ReconcileService:
-        """The service over a `daemon.toolkit.Toolkit`."""
+        """The service over a `daemon.wiring.Toolkit`."""
         return cls(store=kit.store, servicetitan=kit.servicetitan, intacct=kit.intacct, ingestor=kit.ingestor,
                    config=kit.config, dsn=kit.dsn, metrics=kit.metrics, **options)
 

@@ -1,4 +1,4 @@
-"""The values of a reconciliation (DESIGN.md §6): classes, exceptions and stored runs.
+"""The rows of a reconciliation: classes, exceptions and stored runs.
 
 Rows of the reconcile_* tables become these frozen dataclasses at the store's boundary.
 """

@@ -118,7 +118,7 @@ class Record:
         return self.state is State.SYNCED and self.synced_hash == self.desired_hash
 
     def public(self) -> dict[str, Any]:
-        """The record as the HTTP API shows it (DESIGN.md §9)."""
+        """The record as the HTTP API shows it (`GET /v1/records/{kind}/{id}`)."""
         return {
             "kind": self.kind,
             "id": self.st_id,

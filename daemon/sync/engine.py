@@ -1,4 +1,4 @@
-"""Turning claimed records into Intacct requests and their results into transitions (DESIGN.md §4).
+"""Turning claimed records into Intacct requests and their results into transitions (docs/architecture.md, "Data flow").
 
 One claimed batch travels as few requests as possible: reads for records whose last outcome is
 unknown, then one request of creates and updates (parents first), then follow-ups for creates that

@@ -1,4 +1,4 @@
-"""Export gating: make sure given jobs and projects exist in Intacct now (DESIGN.md §5).
+"""Export gating: make sure given jobs and projects exist in Intacct now (`POST /v1/ensure`, the `sync` command).
 
 An explicit request is not retroactive sync: it works for records older than the activation time and
 while automatic synchronization is off. The records are synced inline, ahead of background work,

@@ -1,4 +1,4 @@
-"""The health of a connection to an external system: `unknown`, `ok` or `error` (DESIGN.md §4, §9).
+"""The health of a connection to an external system: `unknown`, `ok` or `error` (shown in /status).
 
 A connection-class error (credentials refused, company expired) puts it in `error` at once. Transient
 failures do so only when they are *sustained*: every request failing for `outage_after` and at least

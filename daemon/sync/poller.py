@@ -1,4 +1,4 @@
-"""Follows ServiceTitan's export feeds from the activation time (DESIGN.md §11.1, issue: poller).
+"""Follows ServiceTitan's export feeds from the activation time.
 
 Projects are read before jobs in each cycle so that most jobs find their parent already tracked.
 Each page is stored with the `continueFrom` that follows it in one transaction: a crash between two

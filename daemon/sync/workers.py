@@ -1,4 +1,4 @@
-"""Workers: wake on NOTIFY (or a slow poll), claim a batch with a lease, sync it (DESIGN.md §4).
+"""Workers: wake on NOTIFY (or a slow poll), claim a batch with a lease, sync it (docs/architecture.md, "Data flow").
 
 Each worker claims at most `max_functions_per_request` records, so one claim is one Intacct request
 in the common case; with more workers than `max_concurrent_requests`, the extra workers hold their

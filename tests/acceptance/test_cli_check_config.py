@@ -1,4 +1,4 @@
-"""`st-intacct-sync check-config` as operators run it: a real process, exit codes, one clear line (DESIGN §8)."""
+"""`st-intacct-sync check-config` as operators run it: a real process, exit codes, one clear line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""End to end: the daemon as a subprocess against both simulators and PostgreSQL (DESIGN.md §1–§5)."""
+"""End to end: the daemon as a subprocess against both simulators and PostgreSQL."""
 
 from __future__ import annotations
 

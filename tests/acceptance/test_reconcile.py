@@ -1,4 +1,4 @@
-"""Reconciliation end to end: the daemon and the `reconcile` command as subprocesses (DESIGN.md §6, §8, §9)."""
+"""Reconciliation end to end: the daemon and the `reconcile` command as subprocesses."""
 
 from __future__ import annotations
 

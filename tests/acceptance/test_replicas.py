@@ -1,4 +1,4 @@
-"""Several replicas on one database (DESIGN.md §4 "Replicas", §14): shared work, one leader, failover.
+"""Several replicas on one database: shared work, one leader, failover.
 
 Two `st-intacct-sync run` subprocesses share one PostgreSQL database and differ only in `http.listen`.
 What they did is read from the simulators and, for the claims, straight from `record_history`.

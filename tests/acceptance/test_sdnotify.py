@@ -1,4 +1,4 @@
-"""systemd's notify protocol (DESIGN.md §10, STYLE.md: synapse): what the daemon tells its service manager.
+"""systemd's notify protocol (modelled on synapse's): what the daemon tells its service manager.
 
 The acceptance test plays systemd: it binds the AF_UNIX datagram socket that $NOTIFY_SOCKET names,
 starts `st-intacct-sync run` as a subprocess and reads the datagrams. The unit tests below drive

@@ -1,4 +1,4 @@
-"""The precedence of the reconciliation classes (daemon/reconcile_check.py), on values alone."""
+"""The precedence of the reconciliation classes (daemon/reconcile/check.py), on values alone."""
 
 from __future__ import annotations
 

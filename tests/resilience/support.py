@@ -1,4 +1,4 @@
-"""Helpers of the crash and fault suite (DESIGN.md §14): figures, database and Intacct inspections.
+"""Helpers of the crash and fault suite: figures, database and Intacct inspections.
 
 Every test prints its figures (`pytest -s` shows them) and writes them to
 `tests/resilience/.results/<test>.json`, so a CI run keeps what it measured.

@@ -1,4 +1,4 @@
-"""Bad and hostile input (DESIGN.md §14).
+"""Bad and hostile input.
 
 (a) A broken configuration: `st-intacct-sync run` exits 2 with one clear line, never a traceback.
 (b) Hostile ServiceTitan payloads through the real daemon: XML metacharacters, control characters,

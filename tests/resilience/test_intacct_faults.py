@@ -1,4 +1,4 @@
-"""Every Intacct fault at once (DESIGN.md §14): 5xx, lost answers, timeouts, the concurrency limit, sessions
+"""Every Intacct fault at once: 5xx, lost answers, timeouts, the concurrency limit, sessions
 that die without warning. All records must end synced, none created twice, with bounded attempts, and
 the connection must not be left in `error`.
 """

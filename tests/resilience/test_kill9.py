@@ -1,4 +1,4 @@
-"""kill -9 of the daemon at random moments of a 2,000-job sync, restarted each time (DESIGN.md §14).
+"""kill -9 of the daemon at random moments of a 2,000-job sync, restarted each time.
 
 Intacct answers slowly (0.1 s + 0.002 s per function) and requests carry few functions, so that the
 sync lasts long enough for every kill to land while requests are in flight. Nothing may be lost,

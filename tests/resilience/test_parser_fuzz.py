@@ -1,4 +1,4 @@
-"""Fuzzing the Intacct response handling with mutations of the real samples (DESIGN.md §14).
+"""Fuzzing the Intacct response handling with mutations of the real samples.
 
 Whatever the gateway (or something in between) answers, `parse_response` either parses it or raises
 the adapter's own PermanentError/TransientError, never another exception; and a whole client call

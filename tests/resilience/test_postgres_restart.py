@@ -1,4 +1,4 @@
-"""PostgreSQL restarted in the middle of a sync (DESIGN.md §14): the daemon reconnects by itself and finishes;
+"""PostgreSQL restarted in the middle of a sync: the daemon reconnects by itself and finishes;
 no record stays `syncing`, nothing is created twice.
 
 The restarted server is a PRIVATE one this test starts (tests/plugins/private_postgres.py), never the

@@ -1,4 +1,4 @@
-"""Secrets never leak (DESIGN.md §7, §14), and POST endpoints refuse a missing or wrong token.
+"""Secrets never leak, and POST endpoints refuse a missing or wrong token.
 
 A daemon runs with a distinctive value for every secret (and a password in its DSN), is exercised
 (a connection error with a wrong password, then syncs, export gating, the status and record

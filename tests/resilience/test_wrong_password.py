@@ -1,4 +1,4 @@
-"""Intacct refuses the password for a while (DESIGN.md §14): the connection goes to `error`, records wait in
+"""Intacct refuses the password for a while: the connection goes to `error`, records wait in
 `blocked-by-connection`, nothing but the probe reaches Intacct; once the password is fixed (config
 rewritten + SIGHUP) everything resumes and syncs, none lost.
 

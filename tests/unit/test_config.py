@@ -1,4 +1,4 @@
-"""daemon.config: the file of DESIGN.md §7 into frozen dataclasses, and one clear line for every mistake."""
+"""daemon.config: the configuration file into frozen dataclasses, and one clear line for every mistake."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Desired Intacct fields from ST facts and the settings card (DESIGN.md §1, §2, §4 "Names", §7)."""
+"""Desired Intacct fields from ST facts and the settings card (the README's "Settings", docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -255,7 +255,7 @@ def test_get_api_session_response() -> None:
     assert parsed.session_timeout == datetime(2015, 10, 24, 3, 58, 27, tzinfo=UTC)
 
 
-# -- classification (DESIGN §11.2, function rows) -------------------------------------------------
+# -- classification (function rows) ---------------------------------------------------------------
 
 
 def err(errorno: str = "", description: str = "", description2: str = "", correction: str = "") -> ErrorDetail:

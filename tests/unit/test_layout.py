@@ -84,3 +84,12 @@ def test_names_say_what_they_are() -> None:
     assert hasattr(Ingestor, "ingest_projects") and hasattr(Store, "projects")
     # The `mapping:` section's values no longer shadow collections.abc.Mapping wherever both are used.
     assert not hasattr(statemachine.settings, "Mapping") and hasattr(statemachine.settings, "FieldMapping")
+
+
+def test_the_code_points_at_nothing_outside_the_repository() -> None:
+    mine = [DAEMON, REPO / "tests", REPO / "bench", REPO / "systemd", REPO / "docs"]
+    texts = [p for root in mine for p in root.rglob("*") if p.is_file() and p.suffix in {".py", ".md", ".service"}]
+    texts += [REPO / "README.md", REPO / "config.yaml"]
+    pointing = [p.relative_to(REPO) for p in texts if p != Path(__file__) and "DESIGN" in p.read_text()]
+    assert pointing == []
+    assert (REPO / "docs" / "architecture.md").exists()

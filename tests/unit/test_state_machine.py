@@ -1,4 +1,4 @@
-"""Every allowed transition works and every other one is refused (DESIGN.md §3)."""
+"""Every allowed transition works and every other one is refused (docs/architecture.md, "The record state machine")."""
 
 from __future__ import annotations
 

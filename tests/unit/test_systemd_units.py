@@ -1,4 +1,4 @@
-"""The systemd units (DESIGN.md §10): the directives the daemon relies on, and `systemd-analyze verify`."""
+"""The systemd units: the directives the daemon relies on, and `systemd-analyze verify`."""
 
 from __future__ import annotations
 
