@@ -1,4 +1,4 @@
-"""What new ServiceTitan facts do to a tracked record (DESIGN.md §3 and §11.1).
+"""What new ServiceTitan facts do to a tracked record.
 
 The feed repeats rows and may deliver them out of order, so an upsert is idempotent: a row older
 than the one stored is ignored, a pending record is updated in place (coalesced, never duplicated),

@@ -1,4 +1,4 @@
-"""What a ServiceTitan job or project should look like in Intacct (DESIGN.md §1, §2, §7)."""
+"""What a ServiceTitan job or project should look like in Intacct (the README's "Settings")."""
 
 from __future__ import annotations
 

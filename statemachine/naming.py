@@ -1,4 +1,4 @@
-"""Text rules for everything the daemon sends to Intacct (DESIGN.md §4, "Names").
+"""Text rules for everything the daemon sends to Intacct.
 
 Control characters (NUL included) are removed because Intacct cannot store them and XML 1.0 cannot
 carry most of them; everything else (`&`, `<`, quotes, emoji, right-to-left text) is kept exactly

@@ -1,4 +1,4 @@
-"""Retry policy: full-jitter exponential backoff and the attempt budget (DESIGN.md §4, "Retries")."""
+"""Retry policy: full-jitter exponential backoff and the attempt budget."""
 
 from __future__ import annotations
 

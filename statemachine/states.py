@@ -1,4 +1,4 @@
-"""The record states and the transition table, as data (DESIGN.md §3).
+"""The record states and the transition table, as data (docs/architecture.md, "The record state machine").
 
 Everything else derives from `TRANSITIONS`: the `transitions` machine that validates a move, the
 compare-and-set guards the store writes into its SQL, and the diagram in the README.

@@ -87,9 +87,14 @@ def test_names_say_what_they_are() -> None:
 
 
 def test_the_code_points_at_nothing_outside_the_repository() -> None:
-    mine = [DAEMON, REPO / "tests", REPO / "bench", REPO / "systemd", REPO / "docs"]
-    texts = [p for root in mine for p in root.rglob("*") if p.is_file() and p.suffix in {".py", ".md", ".service"}]
-    texts += [REPO / "README.md", REPO / "config.yaml"]
-    pointing = [p.relative_to(REPO) for p in texts if p != Path(__file__) and "DESIGN" in p.read_text()]
+    outside = "".join(("DES", "IGN"))  # the specification kept outside; spelled apart so no grep finds it here
+    parts = ["daemon", "statemachine", "adapters", "simulators", "tests", "bench", "systemd", "docs"]
+    texts = [p for part in parts for p in (REPO / part).rglob("*")
+             if p.is_file() and p.suffix in {".py", ".md", ".service", ".sql", ".yaml", ".yml", ".toml"}
+             # Fixtures are verbatim copies of what was shipped or received (test_config_operations
+             # compares the 0.1 config.yaml byte for byte): they are quoted, not pointed at.
+             and "fixtures" not in p.parts]
+    texts += [REPO / "README.md", REPO / "config.yaml", REPO / "pyproject.toml"]
+    pointing = [p.relative_to(REPO) for p in texts if outside in p.read_text()]
     assert pointing == []
     assert (REPO / "docs" / "architecture.md").exists()
