@@ -83,7 +83,7 @@ def fields_digest(fields: dict[str, str | None]) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def derivation_key(settings: Settings, mapping: Mapping) -> str:
+def derivation_key(settings: Settings, mapping: FieldMapping) -> str:
     """A digest of what desired fields are derived from besides ServiceTitan's facts (settings, templates).
 
     Stored with the records: when it differs from the running configuration's, every record's

@@ -1,4 +1,4 @@
-"""The reconciliation runs' part of the store (DESIGN.md §6): runs, their exceptions, and the lookups a
+"""The reconciliation runs' part of the store: runs, their exceptions, and the lookups a
 run makes of the tracked records. `daemon.store.Store` inherits it, so one class still runs all SQL;
 it lives apart only to keep each module short.
 """

@@ -112,12 +112,12 @@ async def test_turned_on_by_reload_a_change_to_the_project_re_parents_its_jobs(k
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
     job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job.id)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
     await kit.sync_all()
     kit.reconfigure(settings={"enable_parent_project_mapping": True})
     await tk.ingestor.rederive()
     st.update_project(project.id, name="Riverside HVAC")  # the poller reads the change
-    await tk.ingestor.projects([await tk.servicetitan.get_project(project.id)])
+    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
     await kit.sync_all()
     ia = kit.ia.projects()
     assert ia["P-1101"]["NAME"] == "Riverside HVAC" and ia["J-24001"]["PARENTID"] == "P-1101"
