@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import logs
-from daemon.config import Config, ConfigError, intacct_settings, load_config, servicetitan_credentials
+from daemon.config import Config, ConfigError, intacct_settings, load_config, restart_needed, servicetitan_credentials
 from daemon.config.sections import token_problem
 from daemon.exits import EXIT_FAILED, EXIT_OK
 from daemon.http import create_app
@@ -237,17 +237,8 @@ class Daemon:
     # ---- connection state ------------------------------------------------------------------------
 
     async def _first_probe(self) -> None:
-        async def probe(monitor: ConnectionMonitor, call: Any) -> None:
-            try:
-                await asyncio.wait_for(call(), 30)
-            except Exception as exc:  # classified by the monitor; the daemon starts either way
-                await monitor.failed(exc)
-                log.warning("connection_check_failed", system=monitor.system, error=f"{exc}")
-            else:
-                await monitor.succeeded()
-
-        await asyncio.gather(probe(self.servicetitan_monitor, self.kit.servicetitan.probe),
-                             probe(self.intacct_monitor, self.kit.intacct.probe))
+        await asyncio.gather(self.servicetitan_monitor.first_probe(self.kit.servicetitan.probe),
+                             self.intacct_monitor.first_probe(self.kit.intacct.probe))
 
     async def _servicetitan_changed(self, state: str, error: dict[str, Any] | None) -> None:
         self._connection_logged("servicetitan", state, error)
@@ -340,15 +331,7 @@ class Daemon:
         for warning in new.warnings:
             log.warning("config_readable_by_others", warning=warning)
         old = self._config
-        fixed = [name for name, a, b in (
-            ("database.dsn", old.database.dsn, new.database.dsn),
-            ("http.listen", self.listener.listen, new.http.listen),
-            ("servicetitan.tenant_id", old.servicetitan.tenant_id, new.servicetitan.tenant_id),
-            ("state_dir", old.state_dir, new.state_dir),
-            ("sync.workers", old.sync.workers, new.sync.workers),
-            ("intacct.max_concurrent_requests", old.intacct.max_concurrent_requests,
-             new.intacct.max_concurrent_requests),
-        ) if a != b]
+        fixed = restart_needed(old, new, self.listener.listen)
         if fixed:
             log.warning("reload_needs_restart", keys=fixed, note="these keep their old values until a restart")
         self._config = new

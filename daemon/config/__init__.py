@@ -9,7 +9,7 @@ from daemon.config.credentials import (
     servicetitan_credentials,
 )
 from daemon.config.dsn import mask_dsn
-from daemon.config.loading import Config, ConfigError, load_config, parse_config
+from daemon.config.loading import Config, ConfigError, load_config, parse_config, restart_needed
 
 __all__ = [
     "Config",
@@ -20,5 +20,6 @@ __all__ = [
     "load_config",
     "mask_dsn",
     "parse_config",
+    "restart_needed",
     "servicetitan_credentials",
 ]

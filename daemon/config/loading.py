@@ -17,23 +17,19 @@ from typing import Any, cast
 import yaml
 
 from daemon.config.reader import ConfigError, Section, describe
+from daemon.config.report import EmailConfig, ReconcileConfig, ReportConfig, read_reconcile, read_report
 from daemon.config.secret import MASK, Secret
 from daemon.config.sections import (
     DatabaseConfig,
-    EmailConfig,
     HttpConfig,
     IntacctConfig,
     LoggingConfig,
-    ReconcileConfig,
-    ReportConfig,
     ServiceTitanConfig,
     SyncConfig,
     read_database,
     read_http,
     read_intacct,
     read_logging,
-    read_reconcile,
-    read_report,
     read_servicetitan,
     read_sync,
 )
@@ -262,3 +258,16 @@ def read_config(top: Section) -> Config:
         secrets_read=not top.lenient,
     )
     return replace(config, inline_secrets=tuple(top.inline))
+
+
+def restart_needed(old: Config, new: Config, listening: str) -> list[str]:
+    """The keys whose new value takes effect only at a restart (`listening`: the address bound now)."""
+    return [name for name, a, b in (
+        ("database.dsn", old.database.dsn, new.database.dsn),
+        ("http.listen", listening, new.http.listen),
+        ("servicetitan.tenant_id", old.servicetitan.tenant_id, new.servicetitan.tenant_id),
+        ("state_dir", old.state_dir, new.state_dir),
+        ("sync.workers", old.sync.workers, new.sync.workers),
+        ("intacct.max_concurrent_requests", old.intacct.max_concurrent_requests,
+         new.intacct.max_concurrent_requests),
+    ) if a != b]

@@ -15,6 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.errors import AdapterError
+from daemon import logs
+
+log = logs.get("st_intacct_sync.health")
 
 OK, ERROR, UNKNOWN = "ok", "error", "unknown"
 
@@ -62,6 +65,16 @@ class ConnectionMonitor:
 
     async def wait_usable(self) -> None:
         await self._usable.wait()
+
+    async def first_probe(self, call: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> None:
+        """At start: one probe of the system, whatever it answers (the daemon starts either way)."""
+        try:
+            await asyncio.wait_for(call(), timeout)
+        except Exception as exc:  # classified here; nothing is raised
+            await self.failed(exc)
+            log.warning("connection_check_failed", system=self.system, error=f"{exc}")
+        else:
+            await self.succeeded()
 
     async def succeeded(self) -> None:
         """A request got an answer from the service."""

@@ -98,3 +98,8 @@ def test_the_code_points_at_nothing_outside_the_repository() -> None:
     pointing = [p.relative_to(REPO) for p in texts if outside in p.read_text()]
     assert pointing == []
     assert (REPO / "docs" / "architecture.md").exists()
+
+
+def test_no_module_is_over_400_lines() -> None:
+    long = {str(p.relative_to(REPO)): n for p in _sources(DAEMON) if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}
