@@ -79,7 +79,7 @@ def _config(stack: Stack, smtp_port: int, *, user_password: str) -> dict[str, An
                  "probe_interval": "1s"},
         report={"send": "always", "email": {
             "to": ["accounting@example.com"], "from": "sync@example.com", "smtp_host": "127.0.0.1",
-            "smtp_port": smtp_port, "starttls": False, "username": MAIL_USER,
+            "smtp_port": smtp_port, "tls": "none", "username": MAIL_USER,
             "password": SECRETS["report.email.password"]}},
         logging={"format": "json", "level": "debug"},
     )
