@@ -212,10 +212,10 @@ def run_reconcile(config_path: str, log_path: str) -> tuple[int, float, float]:
 async def found_drift(dsn: str) -> tuple[dict[str, set[Any]], dict[str, Any]]:
     async with asyncpg.create_pool(dsn, min_size=1, max_size=2) as pool:
         store = Store(pool, TENANT)
-        run = await store.latest_reconcile_run()
+        run = await store.runs.latest()
         assert run is not None, "no reconciliation was stored"
         found: dict[str, set[Any]] = defaultdict(set)
-        for f in await store.reconcile_exceptions(run.id, 10**7):
+        for f in await store.runs.exceptions(run.id, 10**7):
             found[f.category.value].add(f.intacct_project_id if f.st_id is None else (f.kind, f.st_id))
         return found, run.public()
 

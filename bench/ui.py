@@ -132,7 +132,7 @@ async def seed(dsn: str, n_records: int, n_history: int, seed_value: int) -> tup
         runs = []
         rng = random.Random(seed_value)
         for size in RUNS_EXCEPTIONS:
-            run = await store.start_reconcile_run("schedule", "activated", True, None)
+            run = await store.runs.start("schedule", "activated", True, None)
             findings = [Finding(rng.choice([Category.MISSING, Category.NAME, Category.FAILED, Category.ORPHAN]),
                                 "job", 100_000 + k, str(24_000 + k), f"Name {k}", f"J-{24_000 + k}", None,
                                 "differs", "queued", rng.random() < 0.3, None)
@@ -141,7 +141,7 @@ async def seed(dsn: str, n_records: int, n_history: int, seed_value: int) -> tup
             for f in findings:
                 counts[f.category.value] = counts.get(f.category.value, 0) + 1
             counts["matched"] = n_records - len(findings)
-            await store.finish_reconcile_run(run.id, status="done", counts=counts, exceptions=len(findings),
+            await store.runs.finish(run.id, status="done", counts=counts, exceptions=len(findings),
                                              timings={"total": 12.0}, error=None,
                                              summary={"remaining": sum(f.needs_attention for f in findings)},
                                              findings=findings)

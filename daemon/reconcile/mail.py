@@ -72,13 +72,13 @@ class ReportMailer:
             reason = "not sent: report.email is not configured"
         else:
             report = config.report
-            decision = decide(report.send, report.daily_at, report.zone, findings, await self.store.report_sent(),
+            decision = decide(report.send, report.daily_at, report.zone, findings, await self.store.runs.report_sent(),
                               datetime.now(UTC))
             if not decision.send:
                 reason = f"not sent: {decision.reason}"
         if reason is not None or settings is None or decision is None:
             log.info("reconcile_report_not_sent", run=run_id, reason=reason)
-            await self.store.set_reconcile_report(run_id, None, reason)
+            await self.store.runs.set_report(run_id, None, reason)
             return reason or "not sent"
         message = MailMessage(rendered.subject, rendered.text, rendered.html,
                               (Attachment(rendered.csv_name, rendered.csv_text),))
@@ -101,8 +101,8 @@ class ReportMailer:
             if result.refused:
                 log.warning("reconcile_report_recipients_refused", run=run_id, refused=result.refused)
             sent_at = datetime.now(UTC)
-            await self.store.set_reconcile_report(run_id, sent_at, None)
-            await self.store.save_report_sent(ReportSent(
+            await self.store.runs.set_report(run_id, sent_at, None)
+            await self.store.runs.save_report_sent(ReportSent(
                 fingerprint(findings), len(findings), run_id, sent_at,
                 sent_at.astimezone(config.report.zone).date() if decision.digest else None))
             if self.metrics is not None:
@@ -115,5 +115,5 @@ class ReportMailer:
             self.metrics.emails.labels(result="failed").inc()
         log.error("reconcile_report_failed", run=run_id, error=text,
                   error_class=error.error_class if error else None)
-        await self.store.set_reconcile_report(run_id, None, text)
+        await self.store.runs.set_report(run_id, None, text)
         return f"not sent: {text}"

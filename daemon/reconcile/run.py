@@ -191,7 +191,7 @@ class Run:
     # ---- projects and jobs -----------------------------------------------------------------------
 
     async def _projects(self, ids: list[int]) -> None:
-        tracked = await self.store.reconcile_tracked("project", ids)
+        tracked = await self.store.runs.tracked("project", ids)
         names = await self._names([(i, self.st_projects[i].customer_id) for i in ids], tracked) \
             if self._project_names else {}
         items = []
@@ -210,7 +210,7 @@ class Run:
         await self._check(items)
 
     async def _jobs(self, page: Sequence[Job]) -> None:
-        tracked = await self.store.reconcile_tracked("job", [j.id for j in page])
+        tracked = await self.store.runs.tracked("job", [j.id for j in page])
         await self._parents_outside_listing({j.project_id for j in page if j.project_id is not None})
         settings, mapping = self.cfg.settings, self.cfg.mapping
         id_needs_name = uses_customer_name(mapping.job_project_id)
@@ -377,7 +377,7 @@ class Run:
         candidates: list[str] = []
         for start in range(0, len(left), 5000):
             chunk = left[start : start + 5000]
-            owned = await self.store.tracked_intacct_ids(chunk)  # ServiceTitan listed them after us
+            owned = await self.store.runs.tracked_intacct_ids(chunk)  # ServiceTitan listed them after us
             candidates += [p for p in chunk if p not in owned]
         fresh = await read_projects_again(self.intacct, candidates) if candidates else {}
         for pid in candidates:

@@ -127,12 +127,12 @@ class ReconcileService:
 
     async def latest(self) -> dict[str, Any] | None:
         """The last finished run's summary and (at most 1,000 of) its exceptions."""
-        run = await self.store.latest_reconcile_run()
+        run = await self.store.runs.latest()
         if run is None:
             return None
         self._gauge(run)
         if self._latest is None or self._latest[0] != run.id:
-            self._latest = (run.id, await self.store.reconcile_exceptions(run.id, LATEST_EXCEPTIONS))
+            self._latest = (run.id, await self.store.runs.exceptions(run.id, LATEST_EXCEPTIONS))
         items = self._latest[1]
         doc = run.public()
         doc["exception_list"] = [f.public() for f in items]
@@ -140,7 +140,7 @@ class ReconcileService:
         return doc
 
     async def _refresh_gauge(self) -> None:
-        self._gauge(await self.store.latest_reconcile_run())
+        self._gauge(await self.store.runs.latest())
 
     def _gauge(self, run: RunRecord | None) -> None:
         # Successful runs only: an alert on this gauge's age should fire while runs keep failing.
@@ -178,7 +178,7 @@ class ReconcileService:
     async def _due_in(self, config: Config) -> float:
         interval = config.reconcile.interval.total_seconds()
         await self._refresh_gauge()  # runs of other replicas and of the command count too
-        newest = await self.store.newest_reconcile_run()
+        newest = await self.store.runs.newest()
         now = datetime.now(UTC)
         if newest is None:
             due = self._created + timedelta(seconds=min(interval, STARTUP_GRACE_S))
@@ -188,7 +188,7 @@ class ReconcileService:
             due = newest.started_at + timedelta(seconds=interval)
         report = config.report
         if report.email is not None:  # the daily digest brings a run of its own
-            digest = digest_run_at(report.daily_at, report.zone, await self.store.report_sent(),
+            digest = digest_run_at(report.daily_at, report.zone, await self.store.runs.report_sent(),
                                    newest.started_at if newest is not None else None, now)
             due = min(due, digest) if digest is not None else due
         return (due - now).total_seconds()
@@ -214,12 +214,12 @@ class ReconcileService:
                 if started is not None and not started.done():
                     started.set_result(await self._running_id())
                 return None
-            previous = await self.store.latest_reconcile_run()
+            previous = await self.store.runs.latest()
             tenant = await self.store.tenant_settings()
             # Automatic sync off: nothing is expected in Intacct but what was synced before.
             activated = tenant.activated_at if tenant is not None and tenant.auto_sync_on else None
             scope = config.reconcile.scope
-            run = await self.store.start_reconcile_run(trigger, scope, repair,
+            run = await self.store.runs.start(trigger, scope, repair,
                                                        activated if scope == "activated" else None)
             if started is not None and not started.done():
                 started.set_result(run.id)
@@ -231,7 +231,7 @@ class ReconcileService:
                 await self._fail(run.id, "settings.enable_intacct_projects is off: nothing is synced to Intacct, "
                                  "so there is nothing to reconcile", 0.0)
             if outcome is None:
-                stored = await self.store.reconcile_run(run.id)
+                stored = await self.store.runs.get(run.id)
                 assert stored is not None
                 return RunResult(stored, None, None, "not sent: the run failed")
             await self._carry_ages(outcome, previous, run.started_at)
@@ -244,19 +244,19 @@ class ReconcileService:
                 "auto_sync_on": bool(tenant and tenant.auto_sync_on),
                 "projects_compared": config.settings.syncs("project"),
             }
-            finished = await self.store.finish_reconcile_run(
+            finished = await self.store.runs.finish(
                 run.id, status="done", counts=dict(outcome.counts), exceptions=outcome.exceptions,
                 timings=outcome.timings, error=None, summary=summary, findings=outcome.findings)
             if self.metrics is not None:
                 self.metrics.last_reconcile.set(finished.timestamp())
-            await self.store.prune_reconcile_runs(KEEP_RUNS)
+            await self.store.runs.prune(KEEP_RUNS)
             log.info("reconcile_finished", run=run.id, exceptions=outcome.exceptions, remaining=outcome.remaining,
                      counts=dict(outcome.counts), seconds=outcome.timings.get("total"))
-        stored = await self.store.reconcile_run(run.id)
+        stored = await self.store.runs.get(run.id)
         assert stored is not None
         rendered = report.build(self.report_data(stored, outcome), self.redactor.redact)
         mail = await self.mail.deliver(stored.id, rendered, outcome.findings, email=email, config=config)
-        stored = await self.store.reconcile_run(run.id) or stored
+        stored = await self.store.runs.get(run.id) or stored
         return RunResult(stored, outcome, rendered, mail)
 
     async def _execute(self, run: RunRecord, config: Config, repair: bool, activated: datetime | None,
@@ -281,13 +281,13 @@ class ReconcileService:
     async def _fail(self, run_id: int, error: str, seconds: float) -> None:
         # Shielded and bounded: a cancelled run still leaves its row failed rather than running.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self.store.finish_reconcile_run(
+            await asyncio.wait_for(asyncio.shield(self.store.runs.finish(
                 run_id, status="failed", counts={}, exceptions=0, timings={"total": round(seconds, 3)},
                 error=error, summary={})), 10)
 
     async def _carry_ages(self, outcome: Outcome, previous: RunRecord | None, started_at: datetime) -> None:
         """An exception reported by the previous run too keeps its first `since`."""
-        earlier = await self.store.reconcile_exception_since(previous.id) \
+        earlier = await self.store.runs.exception_since(previous.id) \
             if previous is not None and previous.status == "done" else {}
         outcome.findings = [
             _with_since(f, earlier.get(f.identity) or f.since or started_at) for f in outcome.findings
@@ -296,11 +296,11 @@ class ReconcileService:
     async def _running_id(self) -> int:
         # The lock holder creates its row right after taking the lock: give it a moment.
         for _ in range(50):
-            run_id = await self.store.running_reconcile_run()
+            run_id = await self.store.runs.running()
             if run_id is not None:
                 return run_id
             await asyncio.sleep(0.1)
-        newest = await self.store.newest_reconcile_run()
+        newest = await self.store.runs.newest()
         return newest.id if newest is not None else 0
 
     @contextlib.asynccontextmanager
@@ -312,7 +312,7 @@ class ReconcileService:
             held = await locks.try_lock(conn, key)
             if not held and wait:
                 if on_wait is not None:
-                    on_wait(await self.store.running_reconcile_run())
+                    on_wait(await self.store.runs.running())
                 await locks.lock(conn, key)
                 held = True
             try:

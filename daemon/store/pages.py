@@ -1,6 +1,6 @@
 """The queue page's reads (daemon.http.pages): the queue with its filters and search, the chart's figures and
-the list of reconciliation runs. `daemon.store.Store` inherits it, so one class still runs all SQL;
-each statement walks an index (bench/ui.py checks the plans).
+the list of reconciliation runs. `Store.pages` holds one, on the store's pool; each statement walks an
+index (bench/ui.py checks the plans).
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ Q = queries()
 
 
 class PagesStore:
-    """SQL of the pages for one tenant."""
+    """SQL of the pages for one tenant (`Store.pages`)."""
 
-    pool: asyncpg.Pool
-    tenant_id: int
+    def __init__(self, pool: asyncpg.Pool, tenant_id: int) -> None:
+        self.pool = pool
+        self.tenant_id = tenant_id
 
     async def queue_page(self, *, state: str | None, kind: str | None, search: str | None,
                          after: tuple[datetime, str, int] | None, limit: int) -> list[Record]:

@@ -1,6 +1,5 @@
-"""The reconciliation runs' part of the store: runs, their exceptions, and the lookups a
-run makes of the tracked records. `daemon.store.Store` inherits it, so one class still runs all SQL;
-it lives apart only to keep each module short.
+"""The reconciliation runs of one tenant: runs, their exceptions, the last report sent, and the lookups
+a run makes of the tracked records. `Store.runs` holds one, on the store's pool.
 """
 
 from __future__ import annotations
@@ -18,14 +17,15 @@ from daemon.store.reconcile_rows import Finding, ReportSent, RunRecord, Tracked
 Q = queries()
 
 
-class ReconcileRunsStore:
-    """SQL of reconciliation runs for one tenant."""
+class ReconcileRuns:
+    """SQL of reconciliation runs for one tenant (`Store.runs`)."""
 
-    pool: asyncpg.Pool
-    tenant_id: int
-    redact: Callable[[Any], Any]  # set by Store: stored errors pass the redactor
+    def __init__(self, pool: asyncpg.Pool, tenant_id: int, redact: Callable[[Any], Any]) -> None:
+        self.pool = pool
+        self.tenant_id = tenant_id
+        self.redact = redact  # stored errors pass the redactor, as the store's own
 
-    async def start_reconcile_run(
+    async def start(
         self, trigger: str, scope: str, repair: bool, period_start: datetime | None
     ) -> RunRecord:
         """A new `running` run. Only the holder of the tenant's reconcile lock may call it: runs that
@@ -40,7 +40,7 @@ class ReconcileRunsStore:
         assert row is not None
         return RunRecord.from_row(row)
 
-    async def finish_reconcile_run(
+    async def finish(
         self, run_id: int, *, status: str, counts: dict[str, int], exceptions: int, timings: dict[str, float],
         error: str | None, summary: dict[str, Any], findings: Sequence[Finding] = (),
     ) -> datetime:
@@ -63,7 +63,7 @@ class ReconcileRunsStore:
             )
         return finished
 
-    async def set_reconcile_report(self, run_id: int, sent_at: datetime | None, error: str | None) -> None:
+    async def set_report(self, run_id: int, sent_at: datetime | None, error: str | None) -> None:
         """Whether (and when) the run's report was mailed, or why not."""
         async with self.pool.acquire() as conn:
             await conn.execute(Q["set_reconcile_report"], self.tenant_id, run_id, sent_at, self.redact(error))
@@ -81,36 +81,36 @@ class ReconcileRunsStore:
             await conn.execute(Q["save_report_state"], self.tenant_id, sent.fingerprint, sent.exceptions,
                                sent.run_id, sent.sent_at, sent.digest_on)
 
-    async def latest_reconcile_run(self) -> RunRecord | None:
+    async def latest(self) -> RunRecord | None:
         """The last run that ended (done or failed)."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["latest_reconcile_run"], self.tenant_id)
         return None if row is None else RunRecord.from_row(row)
 
-    async def newest_reconcile_run(self) -> RunRecord | None:
+    async def newest(self) -> RunRecord | None:
         """The last run started, running ones included."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["newest_reconcile_run"], self.tenant_id)
         return None if row is None else RunRecord.from_row(row)
 
-    async def reconcile_run(self, run_id: int) -> RunRecord | None:
+    async def get(self, run_id: int) -> RunRecord | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(Q["get_reconcile_run"], self.tenant_id, run_id)
         return None if row is None else RunRecord.from_row(row)
 
-    async def running_reconcile_run(self) -> int | None:
+    async def running(self) -> int | None:
         """The id of the run in progress, if any."""
         async with self.pool.acquire() as conn:
             value: int | None = await conn.fetchval(Q["running_reconcile_run"], self.tenant_id)
         return value
 
-    async def reconcile_exceptions(self, run_id: int, limit: int) -> list[Finding]:
+    async def exceptions(self, run_id: int, limit: int) -> list[Finding]:
         """The first `limit` exceptions of a run, in the order they were stored."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["reconcile_exceptions"], run_id, limit)
         return [Finding.from_row(r) for r in rows]
 
-    async def reconcile_exception_since(
+    async def exception_since(
         self, run_id: int
     ) -> dict[tuple[str, str | None, int | None, str | None], datetime]:
         """When each exception of a run was first reported, by `Finding.identity`."""
@@ -121,13 +121,13 @@ class ReconcileRunsStore:
             for r in rows if r["since"] is not None
         }
 
-    async def prune_reconcile_runs(self, keep: int) -> int:
+    async def prune(self, keep: int) -> int:
         """Forget all but the newest `keep` runs of the tenant."""
         async with self.pool.acquire() as conn:
             status = await conn.execute(Q["prune_reconcile_runs"], self.tenant_id, keep)
         return int(status.split()[-1])
 
-    async def reconcile_tracked(self, kind: str, st_ids: Sequence[int]) -> dict[int, Tracked]:
+    async def tracked(self, kind: str, st_ids: Sequence[int]) -> dict[int, Tracked]:
         """The tracked records among these ST ids of one kind, as a reconciliation needs them."""
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(Q["reconcile_tracked"], self.tenant_id, kind, list(st_ids))

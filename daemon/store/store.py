@@ -26,7 +26,7 @@ from daemon.store.rows import (
     Synced,
     Transition,
 )
-from daemon.store.runs import ReconcileRunsStore
+from daemon.store.runs import ReconcileRuns
 from statemachine import State, Trigger, next_state, source_values
 from statemachine.order import PARENT_ERROR_CLASS
 
@@ -38,7 +38,7 @@ def notify_channel(tenant_id: int) -> str:
     return f"st_intacct_sync_{tenant_id}"
 
 
-class Store(FactsStore, ReconcileRunsStore, PagesStore):
+class Store(FactsStore):
     """Persistence of one tenant's records, history, cursors, settings and reconciliation runs."""
 
     def __init__(self, pool: asyncpg.Pool, tenant_id: int, redact: Callable[[Any], Any] | None = None) -> None:
@@ -48,6 +48,9 @@ class Store(FactsStore, ReconcileRunsStore, PagesStore):
         self.redact: Callable[[Any], Any] = redact or (lambda value: value)
         self.channel = notify_channel(tenant_id)
         self._listeners: list[Callable[[Sequence[Transition]], None]] = []
+        # Other jobs' tables, on the same pool: reconciliation runs, and the queue page's reads.
+        self.runs = ReconcileRuns(pool, tenant_id, self.redact)
+        self.pages = PagesStore(pool, tenant_id)
 
     def on_transitions(self, listener: Callable[[Sequence[Transition]], None]) -> None:
         """Call `listener` with every batch of transitions this store commits."""

@@ -96,7 +96,7 @@ async def test_a_job_failed_for_a_parent_that_synced_meanwhile_is_swept_back(kit
     kit.ia.add_customers(f"C{customer.id}")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
     job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.jobs([await tk.servicetitan.get_job(job)])
+    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
     await kit.sync_all()
     # What the race leaves: the job's failure for its parent stored after the parent's sync, so that
     # neither statement saw the other.

@@ -397,7 +397,7 @@ async def test_the_schedule_runs_every_interval(world: World, database_dsn: str)
     task = asyncio.create_task(service.schedule())
     try:
         async def runs() -> int:
-            newest = await world.kit.store.latest_reconcile_run()
+            newest = await world.kit.store.runs.latest()
             return 0 if newest is None else newest.id
 
         async def at_least(n: int) -> None:
@@ -408,7 +408,7 @@ async def test_the_schedule_runs_every_interval(world: World, database_dsn: str)
             raise AssertionError(f"fewer than {n} scheduled runs")
 
         await at_least(2)
-        latest = await world.kit.store.latest_reconcile_run()
+        latest = await world.kit.store.runs.latest()
         assert latest is not None and latest.trigger == "schedule" and latest.status == "done"
     finally:
         task.cancel()
@@ -423,13 +423,13 @@ async def test_http_runs_share_the_run_in_progress_and_stop_cleanly(world: World
     assert await service.start_run("http") == first  # the run in progress answers for both
     await asyncio.sleep(0.2)
     await service.aclose()  # shutdown: the background run is cancelled and says so
-    run = await world.kit.store.reconcile_run(first)
+    run = await world.kit.store.runs.get(first)
     assert run is not None and run.status == "failed" and run.error is not None and "interrupted" in run.error
     world.st.clear_faults()
     again = await service.start_run("http")
     assert again > first
     for _ in range(100):
-        run = await world.kit.store.reconcile_run(again)
+        run = await world.kit.store.runs.get(again)
         if run is not None and run.status != "running":
             break
         await asyncio.sleep(0.1)
@@ -443,13 +443,13 @@ async def test_http_runs_belong_to_the_daemons_task_set(world: World, database_d
     first = await service.start_run("http")
     assert tasks.names("reconcile-http") == ["reconcile-http-1"]
     await tasks.stop_all()  # the daemon's drain: no run outlives it
-    run = await world.kit.store.reconcile_run(first)
+    run = await world.kit.store.runs.get(first)
     assert run is not None and run.status == "failed" and run.error is not None and "interrupted" in run.error
     assert not tasks.failed.is_set()  # an HTTP run is meant to end: stopping it fails nothing
     world.st.clear_faults()
     again = await service.start_run("http")
     for _ in range(100):
-        run = await world.kit.store.reconcile_run(again)
+        run = await world.kit.store.runs.get(again)
         if run is not None and run.status != "running":
             break
         await asyncio.sleep(0.1)

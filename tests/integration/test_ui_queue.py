@@ -83,14 +83,14 @@ async def test_record_page_shows_fields_history_and_the_parent(pages: Any, store
 
 async def test_run_csv_is_the_report_attachment(pages: Any, store: Store) -> None:
     client, _ = await pages()
-    run = await store.start_reconcile_run("http", "activated", True, None)
+    run = await store.runs.start("http", "activated", True, None)
     findings = [
         Finding(Category.MISSING, "job", 5, "24005", "=HYPERLINK(\"x\")", "J-24005", None, "not in Intacct",
                 "queued", False, datetime(2026, 11, 1, tzinfo=UTC)),
         Finding(Category.ORPHAN, None, None, None, None, "J-999", "Old <b>", "unknown to ServiceTitan",
                 "reported", True, datetime(2026, 11, 2, tzinfo=UTC)),
     ]
-    await store.finish_reconcile_run(run.id, status="done", counts={"missing_in_intacct": 1, "orphan_in_intacct": 1},
+    await store.runs.finish(run.id, status="done", counts={"missing_in_intacct": 1, "orphan_in_intacct": 1},
                                      exceptions=2, timings={}, error=None, summary={"remaining": 1},
                                      findings=findings)
     listing = await (await client.get("/reconciliation")).text()
@@ -99,7 +99,7 @@ async def test_run_csv_is_the_report_attachment(pages: Any, store: Store) -> Non
     assert "2 exceptions; 1 needs someone to look at it." in page and "Old &lt;b&gt;" in page
     resp = await client.get(f"/reconciliation/{run.id}/csv")
     assert resp.status == 200 and resp.content_type == "text/csv"
-    stored = await store.reconcile_exceptions(run.id, 100)
+    stored = await store.runs.exceptions(run.id, 100)
     expected, rows = render_csv(stored)
     assert rows == 2 and (await resp.read()) == (BOM + expected).encode("utf-8")  # Excel reads it as UTF-8
     assert f'filename="{csv_name(store.tenant_id, run.started_at)}"' in resp.headers["Content-Disposition"]
@@ -112,7 +112,7 @@ async def test_overview_chart_counts_synced_and_failed_per_hour(pages: Any, stor
         await sync(store, RecordKey("job", 70 + i))
     await fail(store, RecordKey("job", 73))
     now = datetime.now(UTC)
-    hours = await store.outcomes_per_hour(now - timedelta(hours=1))
+    hours = await store.pages.outcomes_per_hour(now - timedelta(hours=1))
     hour = now.replace(minute=0, second=0, microsecond=0)
     assert hours == {(hour, "synced"): 3, (hour, "failed"): 1}
     html = await (await client.get("/")).text()
@@ -122,10 +122,10 @@ async def test_overview_chart_counts_synced_and_failed_per_hour(pages: Any, stor
 
 async def test_a_large_run_pages_its_exceptions(pages: Any, store: Store) -> None:
     client, _ = await pages()
-    run = await store.start_reconcile_run("schedule", "all", False, None)
+    run = await store.runs.start("schedule", "all", False, None)
     findings = [Finding(Category.NAME, "job", 1000 + i, str(1000 + i), f"Name {i}", f"J-{1000 + i}", f"Other {i}",
                         "named differently", "none", True, None) for i in range(250)]
-    await store.finish_reconcile_run(run.id, status="done", counts={"name_mismatch": 250}, exceptions=250,
+    await store.runs.finish(run.id, status="done", counts={"name_mismatch": 250}, exceptions=250,
                                      timings={}, error=None, summary={"remaining": 250}, findings=findings)
     first = await (await client.get(f"/reconciliation/{run.id}")).text()
     assert "Exceptions 1–100 of 250" in first and first.count("named differently") == 100

@@ -103,3 +103,11 @@ def test_the_code_points_at_nothing_outside_the_repository() -> None:
 def test_no_module_is_over_400_lines() -> None:
     long = {str(p.relative_to(REPO)): n for p in _sources(DAEMON) if (n := len(p.read_text().splitlines())) > 400}
     assert long == {}
+
+
+def test_reconciliation_runs_and_page_reads_are_held_by_the_store_not_inherited() -> None:
+    from daemon.store import Store
+    from daemon.store.pages import PagesStore
+    from daemon.store.runs import ReconcileRuns
+
+    assert not issubclass(Store, ReconcileRuns) and not issubclass(Store, PagesStore)

@@ -62,8 +62,8 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     now = datetime.now(UTC)
     # Independent reads, each on a connection of its own: the page waits for the slowest only.
     counts, oldest, tenant, latest, hours = await asyncio.gather(
-        store.counts(), store.oldest_pending(), store.tenant_settings(), store.latest_reconcile_run(),
-        request.app[HOURS].counts(now, store.outcomes_per_hour))
+        store.counts(), store.oldest_pending(), store.tenant_settings(), store.runs.latest(),
+        request.app[HOURS].counts(now, store.pages.outcomes_per_hour))
     clock = fmt.Clock(config.report.zone, now)
     connections = [
         {"name": name, "state": monitor.state, "since": monitor.since,
@@ -114,7 +114,7 @@ async def queue(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     kind = _choice(q.get("kind"), ("job", "project"), "kind")
     search = (q.get("q") or "").strip()[:MAX_SEARCH]
     after = _cursor_in(q["after"]) if q.get("after") else None
-    records = await request.app[SERVICES].store.queue_page(
+    records = await request.app[SERVICES].store.pages.queue_page(
         state=state, kind=kind, search=search or None, after=after, limit=PAGE_SIZE)
     filters = {"state": state or "", "kind": kind or "", "q": search, "after": after is not None}
     kept = {k: v for k, v in (("state", state), ("kind", kind), ("q", search)) if v}
@@ -165,7 +165,7 @@ def _run_id(raw: str) -> int:
 @page
 async def runs(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     before = _run_id(request.query["before"]) if request.query.get("before") else None
-    found = await request.app[SERVICES].store.reconcile_runs(before=before, limit=RUNS_SHOWN)
+    found = await request.app[SERVICES].store.pages.reconcile_runs(before=before, limit=RUNS_SHOWN)
     next_url = f"/reconciliation?before={found[-1].id}" if len(found) == RUNS_SHOWN else None
     classes = [(c.value, SHORT.get(c, c.value), LABELS[c]) for c in CATEGORY_ORDER]
     return render(request, viewer, "runs.html", section="reconciliation", refresh=REFRESH_S,
@@ -175,14 +175,14 @@ async def runs(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 @page
 async def run(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     store = request.app[SERVICES].store
-    found = await store.reconcile_run(_run_id(request.match_info["id"]))
+    found = await store.runs.get(_run_id(request.match_info["id"]))
     if found is None:
         raise web.HTTPNotFound(text="There is no such run.")
     raw = request.query.get("after", "0")
     if not raw.isdigit() or int(raw) >= 2**31:
         raise web.HTTPBadRequest(text="That page link is broken; start again from the run.")
     after = int(raw)
-    rows = await store.run_exceptions_page(found.id, after=after, limit=EXCEPTIONS_SHOWN)
+    rows = await store.pages.run_exceptions_page(found.id, after=after, limit=EXCEPTIONS_SHOWN)
     next_url = f"/reconciliation/{found.id}?after={rows[-1][0]}" if len(rows) == EXCEPTIONS_SHOWN else None
     remaining = int(found.summary.get("remaining", 0))
     return render(request, viewer, "run.html", section="reconciliation", run=found,
@@ -212,10 +212,10 @@ def _headline(exceptions: int, remaining: int, status: str) -> str:
 async def run_csv(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     services = request.app[SERVICES]
     store = services.store
-    found = await store.reconcile_run(_run_id(request.match_info["id"]))
+    found = await store.runs.get(_run_id(request.match_info["id"]))
     if found is None or found.status != "done":
         raise web.HTTPNotFound(text="That run has no report.")
-    findings = await store.reconcile_exceptions(found.id, CSV_ROWS)
+    findings = await store.runs.exceptions(found.id, CSV_ROWS)
     text, _rows = render_csv(findings, services.redactor.redact)
     name = csv_name(store.tenant_id, found.started_at)
     return web.Response(body=(BOM + text).encode("utf-8"), content_type="text/csv", charset="utf-8",
