@@ -28,8 +28,8 @@ from daemon.leader import lead
 from daemon.metrics import Metrics
 from daemon.reconcile import ReconcileService
 from daemon.sdnotify import Notifier
-from daemon.store import DB_ERRORS, DatabaseHealth, Store, Transition, iso, lock_key
-from daemon.sync import ERROR, OK, ConnectionMonitor, ExportGate, Poller, WorkerPool, error_text
+from daemon.store import DB_ERRORS, DatabaseHealth, RecordError, Store, Transition, iso, lock_key
+from daemon.sync import ERROR, OK, ConnectionMonitor, ExportGate, Poller, WorkerPool
 from daemon.sync.rejected import RejectedRows
 from daemon.tasks import TaskSet, wait_first
 from daemon.wiring import Toolkit, new_owner, open_toolkit
@@ -240,15 +240,15 @@ class Daemon:
         await asyncio.gather(self.servicetitan_monitor.first_probe(self.kit.servicetitan.probe),
                              self.intacct_monitor.first_probe(self.kit.intacct.probe))
 
-    async def _servicetitan_changed(self, state: str, error: dict[str, Any] | None) -> None:
+    async def _servicetitan_changed(self, state: str, error: RecordError | None) -> None:
         self._connection_logged("servicetitan", state, error)
 
-    async def _database_changed(self, state: str, error: dict[str, Any] | None) -> None:
+    async def _database_changed(self, state: str, error: RecordError | None) -> None:
         self._connection_logged("database", state, error)
 
-    def _connection_logged(self, system: str, state: str, error: dict[str, Any] | None) -> None:
+    def _connection_logged(self, system: str, state: str, error: RecordError | None) -> None:
         if state == ERROR:
-            log.warning("connection_state", system=system, state=state, error=error_text(error))
+            log.warning("connection_state", system=system, state=state, error=error.text() if error else None)
         else:
             log.info("connection_state", system=system, state=state)
         self.notifier.status(self._status_line())
@@ -258,11 +258,11 @@ class Daemon:
             await asyncio.sleep(DATABASE_CHECK_EVERY_S)
             await self.database.check(self.kit.pool)
 
-    async def _intacct_changed(self, state: str, error: dict[str, Any] | None) -> None:
+    async def _intacct_changed(self, state: str, error: RecordError | None) -> None:
         self._connection_logged("intacct", state, error)
         try:
             if state == ERROR:
-                await self.store.block_pending(error or {}, "connection error")
+                await self.store.block_pending(error or self.intacct_monitor.blocking_error, "connection error")
             elif state == OK:
                 await self._resume_blocked()
         except DB_ERRORS as exc:
@@ -294,7 +294,7 @@ class Daemon:
                 except Exception as exc:
                     await self.intacct_monitor.failed(exc)
                     # New records that arrived meanwhile wait with the others.
-                    await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error")
+                    await self.store.block_pending(self.intacct_monitor.blocking_error, "connection error")
                 else:
                     await self.intacct_monitor.succeeded()
             except DB_ERRORS as exc:
@@ -389,8 +389,8 @@ class Daemon:
     def _log_transitions(self, transitions: Sequence[Transition]) -> None:
         tenant = self._config.servicetitan.tenant_id
         for t in transitions:
-            log.info("record_transition", tenant=tenant, kind=t.key.kind, st_id=t.key.st_id,
-                     **{"from": t.from_state, "to": t.to_state}, reason=t.reason, error=error_text(t.error))
+            log.info("record_transition", tenant=tenant, kind=t.key.kind, st_id=t.key.st_id, reason=t.reason,
+                     **{"from": t.from_state, "to": t.to_state}, error=t.error.text() if t.error else None)
 
 
 async def run(config: Config, config_path: Path | None, *, redactor: logs.Redactor | None = None) -> int:

@@ -18,7 +18,7 @@ from daemon.http.pages import is_page
 from daemon.http.services import Services
 from daemon.http.status import metrics_text, status_document
 from daemon.store import Record, RecordKey, Store
-from daemon.sync import Verdict, error_text
+from daemon.sync import Verdict
 from statemachine import STORED_STATES
 
 log = logs.get("st_intacct_sync.http")
@@ -65,10 +65,11 @@ async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     reasons = []
     if not await services.database.check(services.store.pool):
-        reasons.append(f"database does not answer: {error_text(services.database.last_error)}")
+        db_error = services.database.last_error
+        reasons.append(f"database does not answer: {db_error.text() if db_error else None}")
     if services.intacct_monitor.state == "error":
-        error = services.intacct_monitor.last_error or {}
-        reasons.append(f"Intacct connection in error: {error_text(error) or 'unknown error'}")
+        error = services.intacct_monitor.last_error
+        reasons.append(f"Intacct connection in error: {(error.text() if error else None) or 'unknown error'}")
     if reasons:
         return _json({"status": "not-ready", "reasons": reasons}, 503)
     return _json({"status": "ready"})

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from daemon.http.services import Services
-from daemon.store import DB_ERRORS, iso
-from daemon.sync import error_text
+from daemon.store import DB_ERRORS, RecordError, iso
 from daemon.version import VERSION
 
 SETTINGS = ("enable_intacct_projects", "enable_customer_project_linkage", "enable_project_automatic_synchronization",
@@ -68,7 +67,7 @@ async def _from_database(services: Services, settings: dict[str, Any]) -> dict[s
         "reconcile": {"last_run_at": latest["finished_at"] if latest else None,
                       "exceptions": latest["exceptions"] if latest else 0},
         "recent_failures": [
-            {"kind": f["kind"], "id": f["id"], "error": error_text(f["error"]), "at": iso(f["at"])}
+            {"kind": f["kind"], "id": f["id"], "error": f["error"].text() if f["error"] else None, "at": iso(f["at"])}
             for f in failures
         ],
     }
@@ -111,10 +110,12 @@ def render_status(doc: dict[str, Any]) -> str:
     lines = [f"st-intacct-sync {doc.get('version')} — tenant {doc.get('tenant_id')}, up {doc.get('uptime_s')} s"]
     database = doc.get("database") or {}
     if database and database.get("state") != "ok":
-        extra = f" ({error_text(database.get('last_error'))})" if database.get("last_error") else ""
+        db_error = RecordError.from_json(database.get("last_error"))
+        extra = f" ({db_error.text()})" if db_error else ""
         lines.append(f"  {'database':<13} {database.get('state')} since {database.get('since')}{extra}")
     for name, conn in (doc.get("connections") or {}).items():
-        extra = f" ({error_text(conn.get('last_error'))})" if conn.get("last_error") else ""
+        error = RecordError.from_json(conn.get("last_error"))
+        extra = f" ({error.text()})" if error else ""
         api = f" over the {conn['api'].upper()} API" if conn.get("api") else ""
         lines.append(f"  {name:<13} {conn.get('state')}{api} since {conn.get('since')}{extra}")
     queue = doc.get("queue") or {}

@@ -17,9 +17,7 @@ Precedence, first match wins, one class per record:
 
 from __future__ import annotations
 
-from typing import Any
-
-from daemon.store import Category
+from daemon.store import Category, RecordError
 from statemachine import Desired, State
 from statemachine.desired import changed_fields
 
@@ -93,11 +91,9 @@ def describe(category: Category, desired: Desired, actual: Observed | None, *, k
     return " ".join(parts)
 
 
-def error_words(error: dict[str, Any] | None) -> str:
+def error_words(error: RecordError | None) -> str:
     """A record's last error as one sentence of the service's own words."""
-    parts = [str(error[k]).strip() for k in ("errorno", "description", "description2", "correction")
-             if error and error.get(k)]
-    text = " ".join(" ".join(parts).split())[:300] or "no error text was recorded"
+    text = " ".join(((error.text() if error else None) or "").split())[:300] or "no error text was recorded"
     return text if text.endswith((".", "!", "?")) else text + "."
 
 

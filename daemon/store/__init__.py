@@ -1,4 +1,4 @@
-"""PostgreSQL: the one class that runs SQL, the typed rows it returns, migrations and advisory locks."""
+"""PostgreSQL: the store of one tenant's records, the typed rows it returns, migrations, advisory locks."""
 
 from __future__ import annotations
 
@@ -17,13 +17,24 @@ from daemon.store.reconcile_rows import (
     RunRecord,
     Tracked,
 )
-from daemon.store.rows import Finished, Record, RecordKey, RecordUpsert, Requeue, Synced, Transition, UpsertResult, iso
+from daemon.store.rows import (
+    Finished,
+    Record,
+    RecordError,
+    RecordKey,
+    RecordUpsert,
+    Requeue,
+    Synced,
+    Transition,
+    UpsertResult,
+    error_json,
+    iso,
+)
 from daemon.store.store import Store
 
 __all__ = [
-    "CATEGORY_ORDER", "DB_ERRORS", "Category", "DRIFT", "DatabaseHealth", "DatabaseUnavailable", "Finding",
-    "Finished", "NOT_EXCEPTIONS",
-    "Record", "RecordKey", "ReportSent", "RecordUpsert", "Requeue", "RunRecord", "Store", "Synced", "Tracked",
-    "Transition",
-    "UpsertResult", "iso", "lock_key", "try_lock", "migrate", "open_database",
+    "CATEGORY_ORDER", "Category", "DB_ERRORS", "DRIFT", "DatabaseHealth", "DatabaseUnavailable", "Finding",
+    "Finished", "NOT_EXCEPTIONS", "Record", "RecordError", "RecordKey", "RecordUpsert", "ReportSent", "Requeue",
+    "RunRecord", "Store", "Synced", "Tracked", "Transition", "UpsertResult", "error_json", "iso", "lock_key",
+    "migrate", "open_database", "try_lock",
 ]

@@ -16,7 +16,16 @@ from typing import Any
 import asyncpg
 
 from daemon.store.queries import queries
-from daemon.store.rows import Record, RecordKey, RecordUpsert, TenantSettingsState, Transition, UpsertResult
+from daemon.store.rows import (
+    Record,
+    RecordError,
+    RecordKey,
+    RecordUpsert,
+    TenantSettingsState,
+    Transition,
+    UpsertResult,
+    error_json,
+)
 from statemachine import State, next_state
 from statemachine.coalesce import Action, Stored, on_facts
 from statemachine.identity import keep_identity
@@ -185,7 +194,7 @@ class FactsStore:
         self,
         conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
         entries: Sequence[tuple[RecordKey, str | None, str, str]],
-        error: dict[str, Any] | None = None,
+        error: RecordError | None = None,
     ) -> None:
         if not entries:
             return
@@ -197,7 +206,7 @@ class FactsStore:
             [e[1] for e in entries],
             [e[2] for e in entries],
             [e[3] for e in entries],
-            [dumps(self.redact(error)) for _ in entries],
+            [dumps(self.redact(error_json(error))) for _ in entries],
         )
 
     # ---- feed cursors and the activation time ---------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from daemon.store.errors import DB_ERRORS
+from daemon.store.rows import RecordError, error_json
 
 OK, ERROR, UNKNOWN = "ok", "error", "unknown"
 CHECK_TIMEOUT_S = 2.0
@@ -26,10 +27,10 @@ class DatabaseHealth:
     def __init__(self) -> None:
         self.state = UNKNOWN
         self.since = datetime.now(UTC)
-        self.last_error: dict[str, Any] | None = None
-        self._listeners: list[Callable[[str, dict[str, Any] | None], Awaitable[None]]] = []
+        self.last_error: RecordError | None = None
+        self._listeners: list[Callable[[str, RecordError | None], Awaitable[None]]] = []
 
-    def on_change(self, listener: Callable[[str, dict[str, Any] | None], Awaitable[None]]) -> None:
+    def on_change(self, listener: Callable[[str, RecordError | None], Awaitable[None]]) -> None:
         """Await `listener(state, error)` after each change of state."""
         self._listeners.append(listener)
 
@@ -54,11 +55,10 @@ class DatabaseHealth:
 
     async def failed(self, exc: BaseException) -> None:
         text = " ".join(str(exc).split()) or "no answer"
-        error = {"class": "connection", "errorno": None, "description": f"{type(exc).__name__}: {text}"[:500],
-                 "description2": None, "correction": None}
+        error = RecordError("connection", f"{type(exc).__name__}: {text}"[:500])
         await self._set(ERROR, error)
 
-    async def _set(self, state: str, error: dict[str, Any] | None) -> None:
+    async def _set(self, state: str, error: RecordError | None) -> None:
         changed = state != self.state
         self.last_error = error
         if not changed:
@@ -71,4 +71,4 @@ class DatabaseHealth:
     def public(self) -> dict[str, Any]:
         """The `database` section of /status."""
         return {"state": self.state, "since": self.since.isoformat().replace("+00:00", "Z"),
-                "last_error": self.last_error}
+                "last_error": error_json(self.last_error)}

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from daemon.store.rows import Row, iso
+from daemon.store.rows import RecordError, Row, iso
 from statemachine import State
 
 
@@ -90,7 +90,7 @@ class Tracked:
     active: bool
     desired_hash: str
     intacct_project_id: str
-    last_error: dict[str, Any] | None
+    last_error: RecordError | None
     state_changed_at: datetime
     intacct_confirmed: bool = False  # Intacct has `intacct_project_id`: the record is compared under it
 
@@ -101,12 +101,11 @@ class Tracked:
 
     @classmethod
     def from_row(cls, row: Row) -> Tracked:
-        error = row["last_error"]
         return cls(
             st_id=row["st_id"], state=State(row["state"]), customer_id=row["st_customer_id"],
             customer_name=row["st_customer_name"], active=row["st_active"], desired_hash=row["desired_hash"],
             intacct_project_id=row["intacct_project_id"],
-            last_error=json.loads(error) if isinstance(error, str) else error,
+            last_error=RecordError.from_json(row["last_error"]),
             state_changed_at=row["state_changed_at"], intacct_confirmed=bool(row["intacct_confirmed"]),
         )
 

@@ -57,6 +57,51 @@ def _json(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class RecordError:
+    """Why a request failed: a record's `last_error`, a history entry's, a connection's.
+
+    Built where a failure enters the daemon (`daemon.sync.health.safe_error`, a function's error
+    fields, a parent's verdict); stored and served as the JSON object of `as_json`, whose keys are the
+    adapters' (and, for a job failed for its parent, that parent's id and error).
+    """
+
+    error_class: str  # connection | transient | permanent | parent
+    description: str | None
+    errorno: str | None = None
+    description2: str | None = None
+    correction: str | None = None
+    parent: str | None = None  # a job failed for its parent project: that parent's PROJECTID
+    parent_error: RecordError | None = None  # and the parent's own error
+
+    @classmethod
+    def from_json(cls, value: Any) -> RecordError | None:
+        """From the stored (or adapter-built) JSON object; None for none."""
+        data = _json(value)
+        if not data:
+            return None
+        return cls(data.get("class") or "transient", data.get("description"), data.get("errorno"),
+                   data.get("description2"), data.get("correction"), data.get("parent"),
+                   cls.from_json(data.get("parent_error")))
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"class": self.error_class, "errorno": self.errorno, "description": self.description,
+                               "description2": self.description2, "correction": self.correction}
+        if self.parent is not None:
+            out["parent"] = self.parent
+            out["parent_error"] = error_json(self.parent_error)
+        return out
+
+    def text(self) -> str | None:
+        """The error as one readable line: the service's number and its own words."""
+        parts = (self.errorno, self.description, self.description2, self.correction)
+        return " ".join(str(p) for p in parts if p) or None
+
+
+def error_json(error: RecordError | None) -> dict[str, Any] | None:
+    return None if error is None else error.as_json()
+
+
+@dataclass(frozen=True)
 class Record:
     """One tracked ST job or project and its Intacct bookkeeping."""
 
@@ -82,7 +127,7 @@ class Record:
     next_attempt_at: datetime | None
     priority: int
     verify_first: bool
-    last_error: dict[str, Any] | None
+    last_error: RecordError | None
     lease_owner: str | None
     lease_expires_at: datetime | None
     claim_id: uuid.UUID | None
@@ -96,7 +141,7 @@ class Record:
         values = {name: row[name] for name in cls.__dataclass_fields__ if name != "state"}
         values["desired"] = _json(row["desired"])
         values["synced_fields"] = _json(row["synced_fields"])
-        values["last_error"] = _json(row["last_error"])
+        values["last_error"] = RecordError.from_json(row["last_error"])
         return cls(state=State(row["state"]), **values)
 
     @property
@@ -126,7 +171,7 @@ class Record:
             "intacct_project_id": self.intacct_project_id,
             "attempts": self.attempts,
             "next_attempt_at": iso(self.next_attempt_at),
-            "last_error": self.last_error,
+            "last_error": error_json(self.last_error),
             "desired": {k: self.desired.get(k) for k in ("PROJECTID", "NAME", "PARENTID", "CUSTOMERID")},
             "updated_at": iso(self.updated_at),
         }
@@ -138,11 +183,11 @@ class HistoryEntry:
     from_state: str | None
     to_state: str
     reason: str
-    error: dict[str, Any] | None
+    error: RecordError | None
 
     def public(self) -> dict[str, Any]:
         return {"at": iso(self.at), "from": self.from_state, "to": self.to_state, "reason": self.reason,
-                "error": self.error}
+                "error": error_json(self.error)}
 
 
 @dataclass(frozen=True)
@@ -165,7 +210,7 @@ class Finished:
     to_state: State
     reason: str
     sent_hash: str
-    error: dict[str, Any] | None = None
+    error: RecordError | None = None
     delay_s: float | None = None
     refund_attempt: bool = False
     verify_first: bool = False
@@ -200,7 +245,7 @@ class Transition:
     from_state: str | None
     to_state: str
     reason: str
-    error: dict[str, Any] | None = None
+    error: RecordError | None = None
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from daemon.store.rows import (
     Finished,
     HistoryEntry,
     Record,
+    RecordError,
     RecordKey,
     Requeue,
     Synced,
     Transition,
+    error_json,
 )
 from daemon.store.runs import ReconcileRuns
 from statemachine import State, Trigger, next_state, source_values
@@ -178,7 +180,7 @@ class Store(FactsStore):
                 [r.key.st_id for r in results],
                 [r.to_state.value for r in results],
                 [r.reason for r in results],
-                [dumps(self.redact(r.error)) for r in results],
+                [dumps(self.redact(error_json(r.error))) for r in results],
                 [r.delay_s for r in results],
                 [1 if r.refund_attempt else 0 for r in results],
                 [r.verify_first for r in results],
@@ -188,7 +190,7 @@ class Store(FactsStore):
             )
         self._emit([
             Transition(RecordKey(r["kind"], r["st_id"]), "syncing", r["state"], r["reason"],
-                       None if r["error"] is None else json.loads(r["error"]))
+                       RecordError.from_json(r["error"]))
             for r in rows
         ])
         return {RecordKey(r["kind"], r["st_id"]): State(r["state"]) for r in rows}
@@ -215,11 +217,11 @@ class Store(FactsStore):
 
     # ---- connection state -----------------------------------------------------------------------
 
-    async def block_pending(self, error: dict[str, Any], reason: str) -> int:
+    async def block_pending(self, error: RecordError, reason: str) -> int:
         """pending → blocked-by-connection for the whole tenant."""
         assert State.PENDING.value in source_values(Trigger.CONNECTION_LOST)
         async with self.pool.acquire() as conn:
-            rows = await conn.fetch(Q["block_pending"], self.tenant_id, dumps(self.redact(error)), reason)
+            rows = await conn.fetch(Q["block_pending"], self.tenant_id, dumps(self.redact(error_json(error))), reason)
         self._emit([Transition(RecordKey(r["kind"], r["st_id"]), "pending", State.BLOCKED.value, reason, error)
                     for r in rows])
         return len(rows)
@@ -320,7 +322,7 @@ class Store(FactsStore):
             rows = await conn.fetch(Q["record_history"], self.tenant_id, key.kind, key.st_id, limit)
         return [
             HistoryEntry(r["at"], r["from_state"], r["to_state"], r["reason"],
-                         None if r["error"] is None else json.loads(r["error"]))
+                         RecordError.from_json(r["error"]))
             for r in rows
         ]
 
@@ -357,7 +359,7 @@ class Store(FactsStore):
             rows = await conn.fetch(Q["recent_failures"], self.tenant_id, limit)
         return [
             {"kind": r["kind"], "id": r["st_id"],
-             "error": None if r["last_error"] is None else json.loads(r["last_error"]),
+             "error": RecordError.from_json(r["last_error"]),
              "at": r["state_changed_at"]}
             for r in rows
         ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from daemon.sync.engine import SyncEngine, project_fields
-from daemon.sync.gate import PRIORITY, ExportGate, Verdict, error_text
+from daemon.sync.gate import PRIORITY, ExportGate, Verdict
 from daemon.sync.health import ERROR, OK, ConnectionMonitor
 from daemon.sync.ingest import Ingestor
 from daemon.sync.intacct import IntacctConnection
@@ -13,5 +13,5 @@ from daemon.sync.workers import WorkerPool, leases_renewed
 
 __all__ = [
     "ConnectionMonitor", "ERROR", "ExportGate", "Ingestor", "IntacctConnection", "OK", "PRIORITY", "Poller",
-    "StateWaiters", "SyncEngine", "Verdict", "WorkerPool", "error_text", "leases_renewed", "project_fields",
+    "StateWaiters", "SyncEngine", "Verdict", "WorkerPool", "leases_renewed", "project_fields",
 ]

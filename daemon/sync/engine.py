@@ -11,13 +11,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from adapters.errors import AdapterError, ConnectionFailure, PermanentError, TransientError
 from adapters.intacct import CreateProject, FunctionResult, IntacctProject, Outcome, UpdateProject
 from adapters.port import IntacctPort
 from daemon import logs
-from daemon.store import Finished, Record, RecordKey, Store, Synced
+from daemon.store import Finished, Record, RecordError, RecordKey, Store, Synced, error_json
 from daemon.sync.guards import TemplateOf, clear_refused, crash_error, refuse_bad_project_ids
 from daemon.sync.health import ConnectionMonitor, safe_error
 from statemachine import RetryPolicy, State, Trigger
@@ -138,9 +137,7 @@ class SyncEngine:
                 break
             plans = await self._round(plans, out, priority)
         for plan in plans:  # a chain longer than any legitimate one: try again later
-            self._transient(out, plan, {"class": "transient", "errorno": None,
-                                        "description": "no stable answer from Intacct", "description2": None,
-                                        "correction": None})
+            self._transient(out, plan, RecordError("transient", "no stable answer from Intacct"))
 
     # ---- planning ------------------------------------------------------------------------------
 
@@ -163,9 +160,10 @@ class SyncEngine:
             have = (p.synced_fields or {}).get("PROJECTID") if p is not None else None
             verdict = parent_verdict(r.parent_project_id, None if p is None else Parent(
                 have or p.intacct_project_id, p.state, in_intacct=have is not None, active=p.st_active,
-                error=p.last_error))
+                error=error_json(p.last_error)))
             if verdict.go is Go.FAIL:
-                out.finished.append(Finished(r.key, State.FAILED, verdict.reason, r.desired_hash, error=verdict.error))
+                out.finished.append(Finished(r.key, State.FAILED, verdict.reason, r.desired_hash,
+                                             error=RecordError.from_json(verdict.error)))
             elif verdict.go is Go.WAIT:  # the parent moved since the claim picked the job: it waits again
                 out.finished.append(Finished(r.key, State.PENDING, verdict.reason, r.desired_hash, delay_s=1.0,
                                              refund_attempt=True))
@@ -283,7 +281,7 @@ class SyncEngine:
         return ready
 
     @staticmethod
-    def _parent_unsettled(out: _Outcomes, r: Record, error: dict[str, Any] | None = None) -> None:
+    def _parent_unsettled(out: _Outcomes, r: Record, error: RecordError | None = None) -> None:
         """A job whose parent travelled in this batch and did not land: it fails with the parent if the
         parent failed (never a silent wait), else waits for it."""
         keys = {pid: key for key, pid in out.projects.items()}
@@ -291,8 +289,9 @@ class SyncEngine:
         failed = next((f for f in out.finished if f.key == parent_key and f.to_state is State.FAILED), None)
         if failed is not None and r.parent_project_id is not None:
             verdict = parent_verdict(r.parent_project_id, Parent(r.parent_project_id, State.FAILED, in_intacct=False,
-                                                                 error=failed.error))
-            out.finished.append(Finished(r.key, State.FAILED, verdict.reason, r.desired_hash, error=verdict.error))
+                                                                 error=error_json(failed.error)))
+            out.finished.append(Finished(r.key, State.FAILED, verdict.reason, r.desired_hash,
+                                         error=RecordError.from_json(verdict.error)))
             return
         out.finished.append(Finished(r.key, State.PENDING, f"waiting for parent project {r.parent_project_id}",
                                      r.desired_hash, error=error, delay_s=1.0, refund_attempt=True))
@@ -343,7 +342,7 @@ class SyncEngine:
             return [_Plan(r, "read")]
         if result.outcome is Outcome.NOT_EXISTING and plan.op == "update":
             return [self._create(r)]
-        error = result.error_fields
+        error = RecordError.from_json(result.error_fields)
         if result.outcome is Outcome.TRANSIENT:
             self._transient(out, plan, error)
         elif r.kind == "job" and r.parent_project_id in unsettled_parents:
@@ -356,7 +355,7 @@ class SyncEngine:
 
     # ---- failures --------------------------------------------------------------------------------
 
-    def _transient(self, out: _Outcomes, plan: _Plan, error: dict[str, Any], *, verify: bool = False,
+    def _transient(self, out: _Outcomes, plan: _Plan, error: RecordError | None, *, verify: bool = False,
                    retry_after: float | None = None, charge: bool = True) -> None:
         """Back to pending after a backoff, or failed once the attempts are spent.
 
@@ -380,8 +379,7 @@ class SyncEngine:
         error = safe_error(exc)
         await self.monitor.failed(exc)
         # All the texts: "too many operations" comes with an empty description and the words in description2.
-        text = " ".join(str(error[k]) for k in ("errorno", "description", "description2") if error.get(k))
-        log.warning("intacct_request_failed", error_class=error["class"], error=text, records=len(plans))
+        log.warning("intacct_request_failed", error_class=error.error_class, error=error.text(), records=len(plans))
         for plan in plans:
             r = plan.record
             if isinstance(exc, ConnectionFailure) or not self.monitor.usable:

@@ -30,14 +30,6 @@ PRIORITY = 10
 TERMINAL = {State.SYNCED, State.FAILED, State.BLOCKED}
 
 
-def error_text(error: dict[str, Any] | None) -> str | None:
-    """A record's last error as one readable line."""
-    if not error:
-        return None
-    parts = [error.get(k) for k in ("errorno", "description", "description2", "correction")]
-    return " ".join(str(p) for p in parts if p) or None
-
-
 @dataclass(frozen=True)
 class EnsureResult:
     key: RecordKey
@@ -124,7 +116,7 @@ class ExportGate:
                                      "ServiceTitan did not answer within timeout_s")
             except AdapterError as exc:
                 await self.servicetitan_monitor.failed(exc)
-                reason = safe_error(exc)["description"]
+                reason = safe_error(exc).description
                 return EnsureOutcome(Verdict.UNAVAILABLE, [EnsureResult(k, "unknown", None, reason) for k in keys],
                                      "ServiceTitan could not be read")
             await self.servicetitan_monitor.succeeded()
@@ -146,7 +138,7 @@ class ExportGate:
             if not self.intacct_monitor.usable:
                 # The queue holds while Intacct is in error: these wait with the rest, and the
                 # answer says so as soon as they are blocked (a claim in flight elsewhere ends soon).
-                if await self.store.block_pending(self.intacct_monitor.last_error or {}, "connection error"):
+                if await self.store.block_pending(self.intacct_monitor.blocking_error, "connection error"):
                     continue
                 await self.waiters.wait(open_keys, min(0.25, max(0.0, deadline - time.monotonic())))
                 continue
@@ -190,7 +182,7 @@ class ExportGate:
                 results.append(EnsureResult(k, r.state.value, r.intacct_project_id,
                                             "inactive in ServiceTitan: not in Intacct"))
             else:
-                error = error_text(r.last_error) if r.state is not State.SYNCED else None
+                error = r.last_error.text() if r.last_error and r.state is not State.SYNCED else None
                 results.append(EnsureResult(k, r.state.value, r.intacct_project_id, error))
         states = {r.state for r in results}
         if states == {State.SYNCED.value} and not absent:

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from adapters.intacct import project_id_problem
-from daemon.store import Finished, Record
+from daemon.store import Finished, Record, RecordError
 from statemachine import State
 
 # kind ("job" or "project") → the PROJECTID template in force, for the error text.
@@ -34,13 +33,12 @@ def refuse_bad_project_ids(records: Sequence[Record], template_of: TemplateOf | 
         template = template_of(r.kind) if template_of is not None else None
         made = f" made by the template {template!r}" if template else ""
         setting = "mapping.job_project_id" if r.kind == "job" else "mapping.project_project_id"
-        error = {
-            "class": "permanent",
-            "errorno": None,
-            "description": f"PROJECTID {r.intacct_project_id[:60]!r}{made} cannot be held by Intacct: {problem}",
-            "description2": f"PROJECTID is not valid for {r.kind} {r.st_id}",
-            "correction": f"change {setting} or the {r.kind}'s number in ServiceTitan, then retry the record",
-        }
+        error = RecordError(
+            "permanent",
+            f"PROJECTID {r.intacct_project_id[:60]!r}{made} cannot be held by Intacct: {problem}",
+            description2=f"PROJECTID is not valid for {r.kind} {r.st_id}",
+            correction=f"change {setting} or the {r.kind}'s number in ServiceTitan, then retry the record",
+        )
         refused.append(Finished(r.key, State.FAILED, "PROJECTID not valid in Intacct", r.desired_hash, error=error))
     return refused
 
@@ -48,22 +46,17 @@ def refuse_bad_project_ids(records: Sequence[Record], template_of: TemplateOf | 
 def clear_refused(r: Record, kept: Mapping[str, str | None]) -> Finished:
     """Intacct answered success to an update that cleared these fields, yet still holds them: failed, once."""
     held = ", ".join(f"{f}={v!r}" for f, v in kept.items())
-    error = {"class": "permanent", "errorno": None,
-             "description": f"Intacct kept {held} after an update that cleared {', '.join(kept)}",
-             "description2": f"project {r.intacct_project_id} was updated without error, but the field was not "
-                             "cleared: the XML gateway may not clear it with an empty element",
-             "correction": f"clear {', '.join(kept)} of {r.intacct_project_id} in Intacct by hand, then retry"}
+    error = RecordError(
+        "permanent", f"Intacct kept {held} after an update that cleared {', '.join(kept)}",
+        description2=f"project {r.intacct_project_id} was updated without error, but the field was not "
+                     "cleared: the XML gateway may not clear it with an empty element",
+        correction=f"clear {', '.join(kept)} of {r.intacct_project_id} in Intacct by hand, then retry")
     return Finished(r.key, State.FAILED, "Intacct did not clear the field", r.desired_hash, error=error)
 
 
-def crash_error(exc: BaseException) -> dict[str, Any]:
+def crash_error(exc: BaseException) -> RecordError:
     """The record's last error for an exception of our own code: its type, message and where it was raised."""
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno})" if frames else ""
-    return {
-        "class": "transient",
-        "errorno": None,
-        "description": f"{type(exc).__name__}: {str(exc)[:300]}",
-        "description2": f"unexpected error while syncing{where}",
-        "correction": None,
-    }
+    return RecordError("transient", f"{type(exc).__name__}: {str(exc)[:300]}",
+                       description2=f"unexpected error while syncing{where}")

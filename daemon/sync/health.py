@@ -11,23 +11,26 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from adapters.errors import AdapterError
 from daemon import logs
+from daemon.store import RecordError, error_json
 
 log = logs.get("st_intacct_sync.health")
 
 OK, ERROR, UNKNOWN = "ok", "error", "unknown"
 
 
-def safe_error(exc: BaseException) -> dict[str, Any]:
+def safe_error(exc: BaseException) -> RecordError:
     """An error as stored and served: its class and the service's own texts, never a request."""
     if isinstance(exc, AdapterError):
-        return exc.as_error_fields()
-    return {"class": "transient", "errorno": None, "description": f"{type(exc).__name__}: {exc}",
-            "description2": None, "correction": None}
+        error = RecordError.from_json(exc.as_error_fields())
+        assert error is not None  # an adapter error always has a class
+        return error
+    return RecordError("transient", f"{type(exc).__name__}: {exc}")
 
 
 class ConnectionMonitor:
@@ -44,7 +47,7 @@ class ConnectionMonitor:
         self.system = system
         self.state = UNKNOWN
         self.since = datetime.now(UTC)
-        self.last_error: dict[str, Any] | None = None
+        self.last_error: RecordError | None = None
         self.outage_after = outage_after
         self.outage_min_failures = outage_min_failures
         self._clock = clock
@@ -52,16 +55,21 @@ class ConnectionMonitor:
         self._first_failure: float | None = None
         self._usable = asyncio.Event()
         self._usable.set()  # unknown counts as usable: the first request finds out
-        self._listeners: list[Callable[[str, dict[str, Any] | None], Awaitable[None]]] = []
+        self._listeners: list[Callable[[str, RecordError | None], Awaitable[None]]] = []
         self.probe_now = asyncio.Event()
 
-    def on_change(self, listener: Callable[[str, dict[str, Any] | None], Awaitable[None]]) -> None:
+    def on_change(self, listener: Callable[[str, RecordError | None], Awaitable[None]]) -> None:
         """Await `listener(state, error)` after each change of state."""
         self._listeners.append(listener)
 
     @property
     def usable(self) -> bool:
         return self.state != ERROR
+
+    @property
+    def blocking_error(self) -> RecordError:
+        """What records held back while the connection is in error carry as their last error."""
+        return self.last_error or RecordError("connection", f"the {self.system} connection is in error")
 
     async def wait_usable(self) -> None:
         await self._usable.wait()
@@ -85,10 +93,10 @@ class ConnectionMonitor:
     async def failed(self, exc: BaseException) -> None:
         """A request failed; `exc` is classified by its adapter."""
         error = safe_error(exc)
-        if error["class"] == "connection":
+        if error.error_class == "connection":
             await self._set(ERROR, error)
             return
-        if error["class"] != "transient":
+        if error.error_class != "transient":
             # A refused record says the connection works.
             await self.succeeded()
             return
@@ -99,12 +107,12 @@ class ConnectionMonitor:
         sustained = (self._failures >= self.outage_min_failures
                      and now - self._first_failure >= self.outage_after)
         if sustained and self.state != ERROR:
-            await self._set(ERROR, {**error, "description": f"service unreachable for "
-                                    f"{now - self._first_failure:.0f}s: {error['description']}"})
+            await self._set(ERROR, replace(error, description=f"service unreachable for "
+                                           f"{now - self._first_failure:.0f}s: {error.description}"))
         elif self.state == ERROR:
             self.last_error = error
 
-    async def _set(self, state: str, error: dict[str, Any] | None) -> None:
+    async def _set(self, state: str, error: RecordError | None) -> None:
         changed = state != self.state
         self.state = state
         self.last_error = error
@@ -123,5 +131,5 @@ class ConnectionMonitor:
         return {
             "state": self.state,
             "since": self.since.isoformat().replace("+00:00", "Z"),
-            "last_error": self.last_error,
+            "last_error": error_json(self.last_error),
         }

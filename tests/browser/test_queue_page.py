@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from daemon.store import Finished, RecordKey, RecordUpsert, Store
+from daemon.store import Finished, RecordError, RecordKey, RecordUpsert, Store
 from statemachine import FieldMapping, JobFacts, Settings, State, desired_for_job
 from tests.acceptance.harness import TENANT, Stack
 from tests.browser.conftest import Browser
@@ -97,7 +97,7 @@ async def test_office_flow_in_a_browser(stack: Stack, browser: Browser) -> None:
         assert blocked is not None
         await store.finish(OTHER_REPLICA, [Finished(blocked.key, State.BLOCKED, "connection error",
                                                     blocked.desired_hash,
-                                                    error={"class": "connection", "description": "Sign-in refused"})],
+                                                    error=RecordError("connection", "Sign-in refused"))],
                            {blocked.key: blocked.claim_id})
 
         driver = browser.driver

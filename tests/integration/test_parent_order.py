@@ -40,10 +40,10 @@ async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself
     record = await kit.record("job", job)
     assert record.state is State.FAILED, record.last_error
     assert record.last_error is not None
-    words = record.last_error["description"]
+    words = record.last_error.description or ""
     assert "P-1101" in words and parent.last_error is not None
-    assert str(parent.last_error.get("description2") or parent.last_error.get("description")) in words
-    assert record.last_error["parent_error"] == parent.last_error
+    assert str(parent.last_error.description2 or parent.last_error.description) in words
+    assert record.last_error.parent_error == parent.last_error
     outcome = await tk.gate.ensure([RecordKey("job", job)], timeout=10)
     assert outcome.verdict is Verdict.REFUSED and "P-1101" in (outcome.results[0].error or "")
     assert "J-24001" not in kit.ia.projects()

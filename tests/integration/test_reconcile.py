@@ -23,7 +23,7 @@ from daemon.http import create_app
 from daemon.reconcile.mail import MailPolicy
 from daemon.reconcile.service import ReconcileService, RunResult
 from daemon.store.reconcile_rows import Category, Finding
-from daemon.store.rows import RecordKey
+from daemon.store.rows import RecordError, RecordKey
 from daemon.tasks import TaskSet
 from daemon.wiring import Toolkit, open_toolkit
 from statemachine import State
@@ -142,8 +142,8 @@ async def world(database_dsn: str, servicetitan_sim: ServiceTitanSim, intacct_si
         assert (await kit.store.get(RecordKey("job", ids["failing"]))).state is State.FAILED  # type: ignore[union-attr]
         # Blocked: pending while the connection is in error. Pending: enqueued, not synced yet.
         await kit.ingestor.ingest_jobs([await kit.servicetitan.get_job(ids["blocked"])])
-        await kit.store.block_pending({"class": "connection", "errorno": "XL03000006",
-                                       "description": "Sign-in information is incorrect"}, "connection error")
+        await kit.store.block_pending(RecordError("connection", "Sign-in information is incorrect", "XL03000006"),
+                                      "connection error")
         await kit.ingestor.ingest_jobs([await kit.servicetitan.get_job(ids["pending"])])
 
         # Drift made in Intacct behind the daemon's back.

@@ -6,6 +6,7 @@ import pytest
 
 from daemon.reconcile.check import classify, describe, differences, error_words
 from daemon.store.reconcile_rows import Category
+from daemon.store.rows import RecordError
 from statemachine import Desired, State
 
 WANT = Desired(project_id="J-24001", name="24001 Maria Gonzalez", category="Contract", parent_id="P-1101",
@@ -52,6 +53,6 @@ def test_empty_and_missing_values_compare_equal_and_status_is_ignored() -> None:
 
 def test_error_words_make_one_sentence() -> None:
     assert error_words(None) == "no error text was recorded."
-    assert error_words({"errorno": "BL01001973", "description": "", "description2": "Customer 'C9' is not valid.",
-                        "correction": None}) == "BL01001973 Customer 'C9' is not valid."
-    assert error_words({"errorno": "X", "description": "line\nbreak"}) == "X line break."
+    assert error_words(RecordError("permanent", "", "BL01001973", "Customer 'C9' is not valid.")) == (
+        "BL01001973 Customer 'C9' is not valid.")
+    assert error_words(RecordError("permanent", "line\nbreak", "X")) == "X line break."

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from daemon.store.rows import Finished, RecordKey, RecordUpsert, Requeue, Synced
+from daemon.store.rows import Finished, RecordError, RecordKey, RecordUpsert, Requeue, Synced
 from daemon.store.store import Store
 from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, State, desired_for_job, desired_for_project
 
@@ -230,8 +230,8 @@ async def test_heartbeat_keeps_a_lease_alive(store: Store) -> None:
 async def test_transient_retry_backoff_and_fail(store: Store) -> None:
     await store.upsert([job_row(1)])
     [rec] = await store.claim_batch("w1", 10, LEASE)
-    error = {"class": "transient", "errorno": None, "description": "HTTP 503", "description2": None,
-             "correction": None}
+    error = RecordError.from_json({"class": "transient", "errorno": None, "description": "HTTP 503",
+                                   "description2": None, "correction": None})
     await store.finish("w1", [Finished(rec.key, State.PENDING, "transient error", rec.desired_hash,
                                        error=error, delay_s=30)],
         {rec.key: rec.claim_id})
@@ -247,7 +247,7 @@ async def test_permanent_failure_then_operator_retry(store: Store) -> None:
     await store.upsert([job_row(1)])
     [rec] = await store.claim_batch("w1", 10, LEASE)
     await store.finish("w1", [Finished(rec.key, State.FAILED, "permanent error", rec.desired_hash,
-                                       error={"class": "permanent", "errorno": "BL01001973"})],
+                                       error=RecordError("permanent", None, "BL01001973"))],
         {rec.key: rec.claim_id})
     assert (await store.counts())["failed"] == 1
     assert await store.retry_failed([rec.key]) == [rec.key]
@@ -268,7 +268,7 @@ async def test_failure_of_outdated_fields_is_moot(store: Store) -> None:
 async def test_connection_lost_blocks_and_restore_resumes(store: Store) -> None:
     await store.upsert([job_row(i) for i in range(1, 4)])
     [a] = await store.claim_batch("w1", 1, LEASE)
-    error = {"class": "connection", "errorno": "XL03000006", "description": "Sign-in information is incorrect"}
+    error = RecordError("connection", "Sign-in information is incorrect", "XL03000006")
     # The worker holding a claim blocks its own; the queue is blocked as a whole.
     await store.finish("w1", [Finished(a.key, State.BLOCKED, "connection error", a.desired_hash, error=error,
                                        refund_attempt=True)], {a.key: a.claim_id})

@@ -123,7 +123,7 @@ async def test_clearing_parentid_is_read_back(
         return
     assert landed[RecordKey("job", 1)] is State.FAILED
     assert record.last_error is not None
-    assert "Intacct kept PARENTID='P-P5'" in record.last_error["description"]
+    assert "Intacct kept PARENTID='P-P5'" in record.last_error.description
     updates = intacct_sim.state.stats.updates_applied
     assert await store.claim_batch("w1", 100, LEASE) == []  # failed stays failed: never re-planned
     assert intacct_sim.state.stats.updates_applied == updates
@@ -145,7 +145,7 @@ async def test_a_projectid_intacct_cannot_hold_fails_naming_template_and_value(
     assert landed == {RecordKey("job", 1): State.FAILED, RecordKey("job", 2): State.SYNCED}
     record = await store.get(RecordKey("job", 1))
     assert record is not None and record.last_error is not None
-    description = record.last_error["description"]
+    description = record.last_error.description
     assert "'J-{job_number}'" in description and repr(f"J-{number}") in description and problem in description
     assert set(intacct_sim.projects()) == {"J-2"}  # nothing sent for the bad one
 
@@ -180,5 +180,5 @@ async def test_an_unexpected_exception_is_a_counted_transient_failure(store: Sto
     assert await store.claim_batch("w1", 100, LEASE) == []  # no release/reclaim loop
     record = await store.get(RecordKey("job", 1))
     assert record is not None and record.attempts == NO_WAIT.max_attempts
-    assert record.last_error is not None and record.last_error["description"] == "RuntimeError: boom in the port"
+    assert record.last_error is not None and record.last_error.description == "RuntimeError: boom in the port"
     assert port.calls == NO_WAIT.max_attempts  # once per attempt (the second attempt reads first)

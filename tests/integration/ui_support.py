@@ -20,7 +20,7 @@ from daemon.config import Config
 from daemon.config.loading import load_config_text
 from daemon.config.sections import HttpConfig
 from daemon.metrics import Metrics
-from daemon.store import Finished, RecordKey, RecordUpsert, Store, Synced
+from daemon.store import Finished, RecordError, RecordKey, RecordUpsert, Store, Synced
 from daemon.sync import ConnectionMonitor
 from daemon.sync.gate import EnsureOutcome, EnsureResult, Verdict
 from statemachine import FieldMapping, JobFacts, ProjectFacts, Settings, State, desired_for_job, desired_for_project
@@ -117,8 +117,9 @@ async def fail(store: Store, key: RecordKey, error: dict[str, Any] | None = None
     claimed = await store.claim_batch(OWNER, 1, timedelta(seconds=60), only=[key])
     assert claimed
     await store.finish(OWNER, [Finished(key, State.FAILED, "refused by Intacct", claimed[0].desired_hash,
-                                        error=error or {"class": "permanent", "errorno": "BL01001973",
-                                                        "description2": "Customer 'C9' specified is not valid."})],
+                                        error=RecordError.from_json(error or {
+                                            "class": "permanent", "errorno": "BL01001973",
+                                            "description2": "Customer 'C9' specified is not valid."}))],
                        {key: claimed[0].claim_id})
 
 

@@ -111,3 +111,9 @@ def test_reconciliation_runs_and_page_reads_are_held_by_the_store_not_inherited(
     from daemon.store.runs import ReconcileRuns
 
     assert not issubclass(Store, ReconcileRuns) and not issubclass(Store, PagesStore)
+
+
+def test_the_error_object_is_built_in_one_place() -> None:
+    # Its JSON keys are spelled by RecordError alone; everything else in the daemon holds the frozen value.
+    spelling = [p.relative_to(REPO) for p in _sources(DAEMON) if '"errorno"' in p.read_text()]
+    assert spelling == [Path("daemon/store/rows.py")]

@@ -5,9 +5,8 @@ Intacct's errors in its own words. Registered as Jinja filters; none of them bui
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 
-from daemon.sync import error_text
+from daemon.store import RecordError
 from statemachine import State
 
 STATE_WORDS = {
@@ -70,9 +69,9 @@ def iso(value: datetime | None) -> str:
     return "" if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def error_words(error: dict[str, Any] | None) -> str:
+def error_words(error: RecordError | None) -> str:
     """A stored error as Intacct (or the daemon) worded it, or nothing."""
-    return error_text(error) or ""
+    return (error.text() if error else None) or ""
 
 
 def state_word(state: str) -> str:

@@ -15,7 +15,6 @@ from daemon.http.pages import format as fmt
 from daemon.http.pages.base import HOURS, REFRESH_S, SERVICES, Viewer, page, render
 from daemon.reconcile.report import BOM, LABELS, TRIGGERS, csv_name, render_csv
 from daemon.store import CATEGORY_ORDER, Category, RecordKey
-from daemon.sync import error_text
 from statemachine import STORED_STATES
 
 PAGE_SIZE = 50
@@ -67,7 +66,7 @@ async def overview(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     clock = fmt.Clock(config.report.zone, now)
     connections = [
         {"name": name, "state": monitor.state, "since": monitor.since,
-         "error": services.redactor.redact(error_text(monitor.last_error) or "") if monitor.state != "ok" else ""}
+         "error": services.redactor.redact(fmt.error_words(monitor.last_error)) if monitor.state != "ok" else ""}
         for name, monitor in (("Sage Intacct", services.intacct_monitor),
                               ("ServiceTitan", services.servicetitan_monitor))
     ]
