@@ -49,6 +49,8 @@ CREATE INDEX records_state_idx ON records (tenant_id, state, updated_at DESC, ki
 CREATE INDEX records_state_count_idx ON records (tenant_id, state);
 CREATE INDEX records_updated_idx ON records (tenant_id, updated_at DESC, kind, st_id);
 CREATE INDEX records_project_jobs_idx ON records (tenant_id, st_project_id) WHERE kind = 'job';
+-- Failed jobs by project, for reviving them when their project reaches Intacct (0008).
+CREATE INDEX records_failed_jobs_idx ON records (tenant_id, st_project_id) WHERE kind = 'job' AND state = 'failed';
 CREATE INDEX records_intacct_id_idx ON records (tenant_id, intacct_project_id);
 -- The queue page's search: word prefixes of the ServiceTitan number, name and customer name (0003).
 CREATE INDEX records_search_idx ON records USING gin (
