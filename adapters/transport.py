@@ -7,6 +7,7 @@ credentials (a redirect that re-posts a secret to another host) or park a worker
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -16,10 +17,22 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 from yarl import URL
 
-__all__ = ["BodyTooLarge", "is_redirect", "parse_retry_after", "read_capped", "redirect_host"]
+__all__ = ["BodyTooLarge", "is_loopback", "is_redirect", "parse_retry_after", "read_capped", "redirect_host"]
 
 _CHUNK = 64 * 1024
 _SECONDS_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine (plain http and credentials without TLS are allowed there)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class BodyTooLarge(Exception):

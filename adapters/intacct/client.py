@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import ipaddress
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -36,7 +35,7 @@ from adapters.intacct.models import (
     ReadProjects,
 )
 from adapters.intacct.xml import ParsedResponse, build_request, build_session_request
-from adapters.transport import BodyTooLarge, read_capped
+from adapters.transport import BodyTooLarge, is_loopback, read_capped
 
 Observer = Callable[[str, float], None]
 
@@ -67,17 +66,6 @@ class _Session:
         return f"_Session(session_id='***', endpoint={self.endpoint!r}, renew_at={self.renew_at!r})"
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def trusted_endpoint(endpoint: str, configured: str) -> str:
     """``endpoint`` when a session may be sent there, else ConnectionFailure naming its host.
 
@@ -93,7 +81,7 @@ def trusted_endpoint(endpoint: str, configured: str) -> str:
     on_intacct = host == _INTACCT_DOMAIN or host.endswith("." + _INTACCT_DOMAIN)
     if url.scheme == "https" and host and (host == base_host or on_intacct):
         return endpoint
-    if url.scheme == "http" and _is_loopback(host) and _is_loopback(base_host):
+    if url.scheme == "http" and is_loopback(host) and is_loopback(base_host):
         return endpoint
     raise ConnectionFailure(
         f"Intacct's login answer named the session endpoint host {host or '?'} ({url.scheme or 'no'} scheme),"

@@ -16,7 +16,6 @@ Error messages carry the server's reply code and text, never the password.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from adapters.errors import AdapterError, ConnectionFailure, PermanentError, TransientError
+from adapters.transport import is_loopback
 
 __all__ = ["TLS_MODES", "Attachment", "MailClient", "MailConfig", "MailMessage", "SendResult", "classify",
            "is_loopback"]
@@ -35,16 +35,6 @@ TLS_MODES = ("starttls", "implicit", "none")
 # Headers of every automatic message (RFC 3834, and Exchange's own): no out-of-office or other
 # automatic reply comes back to the sender.
 AUTOMATIC_HEADERS = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine (credentials may then travel without TLS)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from dataclasses import dataclass, fields
 from datetime import time, timedelta
 from typing import Literal, cast
 
+from adapters.transport import is_loopback
 from daemon.config.reader import Section, describe
 from daemon.config.secret import Secret
-from daemon.config.sections import _is_loopback
 
 SEND_WHEN = ("on-change", "on-exceptions", "always")
 TLS_MODES = ("starttls", "implicit", "none")
@@ -123,7 +123,7 @@ def _email(section: Section) -> EmailConfig:
     smtp_host = section.string("smtp_host", "127.0.0.1")
     assert smtp_host is not None
     tls = _tls(section)
-    if username is not None and tls == "none" and not _is_loopback(smtp_host):
+    if username is not None and tls == "none" and not is_loopback(smtp_host):
         raise section.error("tls", f"must be starttls or implicit: {section.key('username')} is set and "
                             f"{section.key('smtp_host')} ({smtp_host}) is not loopback, and credentials are "
                             "never sent without TLS")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
+from adapters.transport import is_loopback
 from daemon.config.dsn import dsn_passwords, mask_dsn
 from daemon.config.reader import REQUIRED, Section, describe
 from daemon.config.secret import Secret
@@ -62,7 +63,7 @@ class HttpConfig:
 
     @property
     def loopback(self) -> bool:
-        return _is_loopback(self.host)
+        return is_loopback(self.host)
 
 
 @dataclass(frozen=True)
@@ -120,22 +121,13 @@ _HOST_NAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)*[a-z0-9](?:[a-z0
 
 def token_problem(host: str, token: Secret | None) -> str | None:
     """Why `token` cannot guard a listener on `host`, or None: the rule of the file and of every reload."""
-    if _is_loopback(host):
+    if is_loopback(host):
         return None
     if token is None:
         return "required when http.listen is not on loopback"
     if len(token.reveal()) < MIN_TOKEN_LENGTH:
         return (f"must be at least {MIN_TOKEN_LENGTH} characters when http.listen is not on loopback")
     return None
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def read_database(top: Section) -> DatabaseConfig:
@@ -209,7 +201,7 @@ def _url(section: Section, key: str, default: str) -> str:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise section.error(key, f"expected an http(s):// URL, got {describe(url)}")
     # The credentials and every record travel over it: in clear only to this machine (the simulators).
-    if parts.scheme != "https" and not _is_loopback(parts.hostname):
+    if parts.scheme != "https" and not is_loopback(parts.hostname):
         raise section.error(key, f"must be an https:// URL (plain http only to a loopback address), "
                                  f"got {describe(url)}")
     return url.rstrip("/")
