@@ -43,6 +43,7 @@ class _Required:
 
 REQUIRED: Final = _Required()
 _INTEGER = re.compile(r"[+-]?\d+")
+_WHOLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def describe(value: object) -> str:
@@ -85,6 +86,9 @@ class Section:
         self.lenient = lenient
         self.notes: list[str] = [] if notes is None else notes
         self.secrets = frozenset(secrets)
+        # Optional keys left unset because their whole value is a `${NAME}` whose variable is not set:
+        # key -> NAME, so that a rule needing the value after all can say which variable to set.
+        self.unset: dict[str, str] = {}
         # Key paths of secrets written into the file itself (shared by every section of one file).
         self.inline: list[str] = [] if inline is None else inline
         allowed = [*keys, *self.secrets, *(f"{key}_file" for key in self.secrets)]
@@ -132,6 +136,25 @@ class Section:
                 return raw
             raise self.error(key, str(exc)) from None
 
+    def _unset_reference(self, key: str, raw: str) -> bool:
+        """Whether `raw` is one whole `${NAME}` whose variable is not set (noted in `unset`).
+
+        An optional key written as a reference is absent when its variable is: the shipped file names
+        `${ST_INTACCT_SYNC_TOKEN}`, and a loopback-only daemon started without it (a systemd unit has
+        no such variable) must run. Text around the reference means a value was meant: that stays an
+        error.
+        """
+        match = _WHOLE_REFERENCE.fullmatch(raw.strip())
+        if match is None or match[1] in self.env:
+            return False
+        self.unset[key] = match[1]
+        return True
+
+    def unset_hint(self, key: str) -> str:
+        """` (environment variable NAME is not set)` when `key` was left unset that way, else ``."""
+        name = self.unset.get(key)
+        return f" (environment variable {name} is not set)" if name else ""
+
     def _absent(self, key: str, default: object) -> bool:
         """Whether `key` takes its default; null stands for the default only where null is a value."""
         raw = self.data.get(key)
@@ -141,14 +164,21 @@ class Section:
             return True
         return key not in self.data
 
-    def string(self, key: str, default: str | None | _Required = REQUIRED) -> str | None:
-        """A string value, `${NAME}` references resolved."""
+    def string(self, key: str, default: str | None | _Required = REQUIRED, *,
+               ignored: bool = False) -> str | None:
+        """A string value, `${NAME}` references resolved.
+
+        `ignored`: a key the rest of the file makes irrelevant (the XML login with `api: rest`), so a
+        `${NAME}` of an unset variable reads as absent instead of failing the file.
+        """
         if self._absent(key, default):
             assert not isinstance(default, _Required)
             return default
         raw = self.data[key]
         if not isinstance(raw, str):
             raise self.error(key, f"expected a string, got {describe(raw)}{_quote_hint(raw)}")
+        if ignored and self._unset_reference(key, raw):
+            return None
         text = self._text(key, raw)
         if not text:
             raise self.error(key, "must not be empty")
@@ -242,7 +272,7 @@ class Section:
             try:
                 value = interpolate(raw, self.env)
             except InterpolationError as exc:
-                if not self.lenient:
+                if not (self.lenient or (not required and self._unset_reference(key, raw))):
                     raise self.error(key, str(exc)) from None
                 value = ""
             if value and not has_reference(raw):

@@ -119,7 +119,7 @@ def _email(section: Section) -> EmailConfig:
     password = section.secret("password", required=False)
     if (username is None) != (password is None) and not section.lenient:
         missing, given = ("password", "username") if username else ("username", "password")
-        raise section.error(missing, f"required with {section.key(given)}")
+        raise section.error(missing, f"required with {section.key(given)}{section.unset_hint(missing)}")
     smtp_host = section.string("smtp_host", "127.0.0.1")
     assert smtp_host is not None
     tls = _tls(section)

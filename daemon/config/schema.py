@@ -73,7 +73,8 @@ class SchemaRecorder(Section):
         self.node["properties"][key] = child.node
         return child
 
-    def string(self, key: str, default: str | None | _Required = REQUIRED) -> str | None:
+    def string(self, key: str, default: str | None | _Required = REQUIRED, *,
+               ignored: bool = False) -> str | None:
         nullable = default is None
         self._put(key, {"type": ["string", "null"] if nullable else "string", "minLength": 1}, default)
         if isinstance(default, _Required):

@@ -171,7 +171,7 @@ def read_http(top: Section) -> HttpConfig:
     token = section.secret("token", required=False)
     problem = token_problem(host, token)
     if problem is not None and not (section.lenient and token is None):
-        got = f"; got {len(token.reveal())}" if token is not None else ""
+        got = f"; got {len(token.reveal())}" if token is not None else section.unset_hint("token")
         raise section.error("token", f"{problem} ({listen}){got}")
     return HttpConfig(host=host, port=port, token=token, allowed_hosts=_allowed_hosts(section))
 
@@ -241,18 +241,18 @@ def read_intacct(top: Section) -> IntacctConfig:
     if api not in INTACCT_APIS:
         raise ia.error("api", f"must be one of {', '.join(INTACCT_APIS)}, got {api!r}")
     xml, rest = api == "xml", api == "rest"
-    client_id = ia.required_string("client_id") if rest else ia.string("client_id", None)
+    client_id = ia.required_string("client_id") if rest else ia.string("client_id", None, ignored=True)
     client_secret = ia.secret("client_secret", required=rest)
-    user = ia.string("web_services_user", None) if not rest else ia.required_string("web_services_user")
+    user = ia.required_string("web_services_user") if rest else ia.string("web_services_user", None, ignored=True)
     if user is not None and "@" not in user.split("|", 1)[0]:
         raise ia.error("web_services_user", "must be user@company (optionally user@company|entity)")
     return IntacctConfig(
         api=api,
         endpoint_url=_url(ia, "endpoint_url", "https://api.intacct.com/ia/xml/xmlgw.phtml"),
-        sender_id=ia.required_string("sender_id") if xml else ia.string("sender_id", None),
+        sender_id=ia.required_string("sender_id") if xml else ia.string("sender_id", None, ignored=True),
         sender_password=ia.secret("sender_password", required=xml),
-        company_id=ia.required_string("company_id") if xml else ia.string("company_id", None),
-        user_id=ia.required_string("user_id") if xml else ia.string("user_id", None),
+        company_id=ia.required_string("company_id") if xml else ia.string("company_id", None, ignored=True),
+        user_id=ia.required_string("user_id") if xml else ia.string("user_id", None, ignored=True),
         user_password=ia.secret("user_password", required=xml),
         entity_id=ia.string("entity_id", None) or None,
         rest_url=_url(ia, "rest_url", "https://api.intacct.com/ia/api/v1"),

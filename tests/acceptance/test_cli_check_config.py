@@ -132,6 +132,23 @@ def test_missing_secret_variable() -> None:
         assert SHIPPED_ENV[name] not in line
 
 
+def test_shipped_config_without_the_optional_token_variable() -> None:
+    """A first deploy on loopback sets only the API secrets: `token: ${ST_INTACCT_SYNC_TOKEN}` is absent."""
+    env = {k: v for k, v in SHIPPED_ENV.items() if k != "ST_INTACCT_SYNC_TOKEN"}
+    result = check_config("config.yaml", env)
+    assert result.returncode == 0, result.stderr
+    shown = yaml.safe_load(result.stdout.rsplit("config OK:", 1)[0])
+    assert shown["http"]["token"] is None
+
+
+def test_shipped_config_off_loopback_names_the_token_variable(tmp_path: Path) -> None:
+    path = shipped_with(tmp_path, ("listen: 127.0.0.1:8080", "listen: 0.0.0.0:8080"))
+    env = {k: v for k, v in SHIPPED_ENV.items() if k != "ST_INTACCT_SYNC_TOKEN"}
+    line = assert_bad_input(check_config(path, env))
+    assert line == (f"{path}: http.token: required when http.listen is not on loopback (0.0.0.0:8080)"
+                    " (environment variable ST_INTACCT_SYNC_TOKEN is not set)")
+
+
 def test_usage_error_exits_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "daemon.cli", "no-such-command"],

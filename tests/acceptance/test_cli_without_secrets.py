@@ -52,7 +52,7 @@ async def test_status_migrate_retry_in_an_admin_shell(stack: Stack, tmp_path: Pa
 
     # The daemon's own strictness is unchanged: this file would not start it.
     strict = cli(admin, "check-config", env=env)
-    assert strict.returncode == 2 and "is not set" in strict.stderr
+    assert strict.returncode == 2 and "cannot read" in strict.stderr
 
     status = cli(admin, "status", env=env)
     assert status.returncode == 0, status.stderr

@@ -603,6 +603,49 @@ def test_unset_variable_names_the_key_and_the_variable() -> None:
     )
 
 
+def test_optional_secret_of_an_unset_variable_is_absent() -> None:
+    """The shipped `token: ${ST_INTACCT_SYNC_TOKEN}` in a unit that sets no such variable: no token."""
+    cfg = config({"http.token": "${ST_INTACCT_SYNC_TOKEN}", "report.email.password": "${SMTP_PASSWORD}",
+                  "report.email.to": ["a@example.com"], "report.email.from": "s@example.com"})
+    assert cfg.http.token is None
+    assert cfg.report.email is not None and cfg.report.email.password is None
+    assert set(cfg.secrets()) == {"ak-sekrit-1", "cs-sekrit-2", "sp-sekrit-3", "up-sekrit-4"}
+    # Set, the same line is the token.
+    assert config({"http.token": "${T}"}, {"T": "tok-1234567890abcdef"}).http.token == Secret("tok-1234567890abcdef")
+
+
+def test_optional_secret_needed_after_all_names_the_unset_variable() -> None:
+    assert error({"http.listen": "0.0.0.0:8080", "http.token": "${ST_INTACCT_SYNC_TOKEN}"}) == (
+        "config.yaml: http.token: required when http.listen is not on loopback (0.0.0.0:8080)"
+        " (environment variable ST_INTACCT_SYNC_TOKEN is not set)"
+    )
+    assert error({"report.email.to": ["a@example.com"], "report.email.from": "s@example.com",
+                  "report.email.username": "mailer", "report.email.password": "${SMTP_PASSWORD}"}) == (
+        "config.yaml: report.email.password: required with report.email.username"
+        " (environment variable SMTP_PASSWORD is not set)"
+    )
+
+
+def test_text_around_an_unset_reference_is_still_an_error() -> None:
+    """Only a whole `${NAME}` can mean "absent": `tok-${SUFFIX}` means a value was intended."""
+    assert error({"http.token": "tok-${SUFFIX}"}) == (
+        "config.yaml: http.token: environment variable SUFFIX is not set"
+    )
+
+
+def test_the_login_of_the_api_not_in_use_may_name_unset_variables() -> None:
+    """`api: rest` with the XML lines left as shipped (their variables unset): they are ignored."""
+    xml_lines = {f"intacct.{key}": f"${{INTACCT_{key.upper()}}}"
+                 for key in ("sender_id", "sender_password", "company_id", "user_id", "user_password")}
+    cfg = config({**xml_lines, "intacct.api": "rest", "intacct.client_id": "rest-client",
+                  "intacct.client_secret": "rc-sekrit-5", "intacct.web_services_user": "ws@acme"})
+    assert (cfg.intacct.sender_id, cfg.intacct.sender_password, cfg.intacct.user_password) == (None, None, None)
+    # With the XML gateway the same lines are required, and the first unset one is named.
+    assert error(xml_lines) == (
+        "config.yaml: intacct.sender_id: environment variable INTACCT_SENDER_ID is not set"
+    )
+
+
 def test_variable_not_an_integer() -> None:
     assert error({"servicetitan.tenant_id": "${T}"}, {"T": "12a"}) == (
         "config.yaml: servicetitan.tenant_id: expected an integer, got '12a'"

@@ -161,13 +161,14 @@ def test_the_documented_file_keys_read_the_credentials(tmp_path: Path) -> None:
 
 def test_the_shipped_config_needs_no_optional_credential(tmp_path: Path) -> None:
     """A first deploy: the shipped config.yaml with only the four API secrets as files, in the unit's
-    environment (no ${...} variable set, no $CREDENTIALS_DIRECTORY): valid, no token, no SMTP password."""
+    environment (no ${...} variable set, no $CREDENTIALS_DIRECTORY): valid, no token, no SMTP password.
+    The `token: ${ST_INTACCT_SYNC_TOKEN}` line stays as shipped: its variable is unset, so it is absent."""
     data = yaml.safe_load((SYSTEMD.parent / "config.yaml").read_text())
     required = {k: v for k, v in CREDENTIALS.items() if k[0][0] in ("servicetitan", "intacct")}
     _with_files(data, tmp_path, required)
-    data["http"].pop("token", None)  # loopback: no token needed (the shipped file reads it from ${...})
     unit = parse_unit(MAIN.read_text())
     config = parse_config(data, "config.yaml", {**environment(unit), **ENV})
+    assert "ST_INTACCT_SYNC_TOKEN" not in environment(unit) and data["http"]["token"] == "${ST_INTACCT_SYNC_TOKEN}"
     assert config.http.token is None and config.report.email is not None and config.report.email.password is None
     assert len(config.secrets()) == 4
 
