@@ -119,6 +119,9 @@ class Section:
             raise self.error(old, f"is the old spelling of {self.key(new)}: keep only {new}")
         return self.given(old)
 
+    def shape(self, key: str, schema: dict[str, object]) -> None:
+        """Declare the JSON Schema of a key this reader checks by hand (the schema generator records it)."""
+
     def given(self, key: str) -> bool:
         """Whether the file sets `key` to something other than null."""
         return self.data.get(key) is not None

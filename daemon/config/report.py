@@ -72,6 +72,9 @@ def read_report(top: Section) -> ReportConfig:
 
 
 def _daily_at(section: Section) -> time | None:
+    section.shape("daily_at", {"anyOf": [{"type": "string", "pattern": rf"^\s*(?:{_DAILY_AT.pattern}|off)\s*$|\$\{{"},
+                                         {"const": False}, {"type": "null"}],
+                               "description": 'a time like "07:00" (quoted), or off'})
     raw = section.data.get("daily_at")
     if raw is False:  # `off`, which YAML 1.1 reads as false
         return None

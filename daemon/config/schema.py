@@ -47,8 +47,11 @@ class SchemaRecorder(Section):
         self.node: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": False,
                                      "properties": {name: {} for name in names}}
         self._required: list[str] = []
+        self._shaped: set[str] = set()
 
     def _put(self, key: str, schema: dict[str, Any], default: object = None) -> None:
+        if key in self._shaped:  # the reader declared the key's whole shape; its own reads add nothing
+            return
         if default is not None and not isinstance(default, _Required):
             schema = {**schema, "default": _plain(default)}
         self.node["properties"][key] = schema
@@ -57,6 +60,10 @@ class SchemaRecorder(Section):
         if key not in self._required:
             self._required.append(key)
             self.node["required"] = self._required
+
+    def shape(self, key: str, schema: dict[str, object]) -> None:
+        self._put(key, dict(schema))
+        self._shaped.add(key)
 
     def given(self, key: str) -> bool:
         # Every section is explored (an optional one like report.email too).

@@ -178,6 +178,11 @@ def read_http(top: Section) -> HttpConfig:
 
 def _allowed_hosts(section: Section) -> tuple[str, ...]:
     """`http.allowed_hosts`: Host header values answered besides the listen address and loopback names."""
+    section.shape("allowed_hosts", {"type": ["array", "string", "null"],
+                                    # Names are compared lowercased; JSON Schema patterns have no flags.
+                                    "items": {"type": "string", "pattern": "^(?:{})$|\\$\\{{".format(
+                                        _HOST_NAME.pattern.replace("a-z", "A-Za-z").replace("a-f", "A-Fa-f"))},
+                                    "description": "Host header values (sync.example.com or sync.example.com:8443)"})
     raw = section.data.get("allowed_hosts")
     if raw is None or raw == []:
         return ()

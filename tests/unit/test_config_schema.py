@@ -74,6 +74,10 @@ def _with(data: dict[str, Any], path: str, value: object) -> dict[str, Any]:
     ("report.email.tls", "ssl"),
     ("settings.enable_intacct_projects", "yes please"),
     ("logging.format", "xml"),
+    ("report.daily_at", "7h"),
+    ("report.daily_at", "24:00"),
+    ("http.allowed_hosts", ["sync example com"]),
+    ("http.allowed_hosts", [42]),
     ("sync.colour", "red"),
     ("databse", {}),
 ])
@@ -83,3 +87,17 @@ def test_what_the_loader_refuses_the_schema_refuses(validator: jsonschema.Draft2
     assert list(validator.iter_errors(data)), f"the schema accepts {path}: {value!r}"
     with pytest.raises(ConfigError):
         parse_config(data, "config.yaml", ENV)
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("report.daily_at", "07:00"),
+    ("report.daily_at", "off"),
+    ("report.daily_at", False),
+    ("http.allowed_hosts", ["Sync.Example.com:8443", "[::1]:8080"]),
+    ("http.allowed_hosts", []),
+])
+def test_what_the_loader_accepts_the_schema_accepts(validator: jsonschema.Draft202012Validator, path: str,
+                                                    value: object) -> None:
+    data = _with(yaml.safe_load((REPO / "config.yaml").read_text()), path, value)
+    assert [e.message for e in validator.iter_errors(data)] == []
+    parse_config(data, "config.yaml", ENV)
