@@ -107,6 +107,16 @@ async def test_parent_mapping_turned_on_by_reload_then_reconciliation_repairs(st
     job = await stack.st.job(c["id"], p["id"])
     await daemon.wait_state("job", job["id"], "synced")
     assert "desired_fields_rederived" not in daemon.proc.output()  # nothing to derive again at the start
+    # The project feed must have passed the project while the mapping was off. The jobs feed found the
+    # job (made after the project), but that poll's project read may have come before the project: wait
+    # for the time both feeds were last read to move on, which only a later project read can do.
+    before = (await daemon.status())["poller"]["last_poll_at"]
+    assert before is not None  # both feeds were read: the job came from the second
+
+    async def project_feed_read_again() -> bool:
+        return bool((await daemon.status())["poller"]["last_poll_at"] > before)
+
+    await wait_until(project_feed_read_again, 15, "a project feed read after the job synced")
     config["settings"]["enable_parent_project_mapping"] = True
     stack.write_config(config, "daemon.yaml")
     daemon.hup()
