@@ -14,9 +14,10 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from daemon.store import Finished, RecordError, RecordKey, RecordUpsert, Store
@@ -35,7 +36,24 @@ def go(driver: WebDriver, how: str, what: str) -> None:
     """Click a link or button and wait until the next page has replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(how, what).click()
-    WebDriverWait(driver, 20).until(staleness_of(old))
+    WebDriverWait(driver, 20).until(lambda _: _replaced(old))
+
+
+def _replaced(old: WebElement) -> bool:
+    """Whether `old` belongs to a document the browser has left.
+
+    Selenium's staleness_of knows only the stale-element error; asked mid-navigation, chromedriver
+    may instead answer "Node with given id does not belong to the document", which means the same.
+    """
+    try:
+        old.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in (exc.msg or ""):
+            return True
+        raise
+    return False
 
 
 def button(label: str) -> tuple[str, str]:
