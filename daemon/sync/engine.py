@@ -25,6 +25,7 @@ from statemachine.identity import same_project
 from statemachine.order import Go, Parent, parent_verdict
 
 log = logs.get("st_intacct_sync.sync")
+PRIORITY = 10  # records an explicit request (ensure, sync) waits for: sent first, whoever claims them
 MAX_ROUNDS = 5  # create → exists → read → update → confirm a clear: the longest legitimate chain
 # Fields whose clearing by an empty element Intacct is not known to honour: confirmed by a read.
 CLEARED_CONFIRMED = ("PARENTID", "CUSTOMERID")
@@ -96,6 +97,7 @@ class SyncEngine:
 
     async def process(self, records: Sequence[Record], *, priority: bool = False) -> dict[RecordKey, State]:
         """Sync a claimed batch; returns the state each record landed in."""
+        priority = priority or any(r.priority >= PRIORITY for r in records)
         keys = {r.key for r in records}
         self._working |= keys
         try:

@@ -18,7 +18,7 @@ from adapters.errors import AdapterError
 from daemon import logs
 from daemon.config import Config
 from daemon.store import Record, RecordKey, Store
-from daemon.sync.engine import SyncEngine
+from daemon.sync.engine import PRIORITY, SyncEngine
 from daemon.sync.health import ConnectionMonitor, safe_error
 from daemon.sync.ingest import Ingestor
 from daemon.sync.waiters import StateWaiters
@@ -26,7 +26,6 @@ from statemachine import State
 
 log = logs.get("st_intacct_sync.ensure")
 
-PRIORITY = 10
 TERMINAL = {State.SYNCED, State.FAILED, State.BLOCKED}
 
 

@@ -158,6 +158,9 @@ WITH v AS (
         intacct_confirmed = r.intacct_confirmed OR v.in_intacct,
         intacct_record_no = COALESCE(v.record_no, r.intacct_record_no),
         attempts = CASE WHEN r.desired_hash = v.sent_hash THEN r.attempts ELSE 0 END,
+        -- An explicit request (ensure, sync) is answered once the record is synced: its later
+        -- changes queue with everything else again.
+        priority = CASE WHEN r.desired_hash = v.sent_hash THEN 0 ELSE r.priority END,
         lease_owner = NULL, lease_expires_at = NULL, claim_id = NULL, next_attempt_at = NULL,
         verify_first = false, last_error = NULL, state_changed_at = now(), updated_at = now()
     FROM v
