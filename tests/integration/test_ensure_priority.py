@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import aiohttp
@@ -63,11 +64,19 @@ async def test_a_worker_sends_an_ensured_record_ahead_of_background_batches(
         assert landed == {RecordKey("job", st_id): State.SYNCED}
         done[st_id] = time.monotonic() - started
 
-    holding = asyncio.create_task(worker(1))  # takes the only slot
-    await asyncio.sleep(LATENCY / 3)
-    background = asyncio.create_task(worker(2))  # queues first
-    await asyncio.sleep(LATENCY / 3)
-    ensured = asyncio.create_task(worker(99))  # queues second, but is waited for
+    slots = client._semaphore  # the per-company request cap
+
+    async def until(check: Callable[[], bool]) -> None:
+        while not check():
+            await asyncio.sleep(0.005)
+
+    holding = asyncio.create_task(worker(1))
+    await until(lambda: slots.held == 1)  # takes the only slot
+    background = asyncio.create_task(worker(2))
+    await until(lambda: slots.waiting == 1)  # queues first
+    ensured = asyncio.create_task(worker(99))
+    await until(lambda: slots.waiting == 2)  # queues second, but is waited for
+    assert not holding.done()  # all three were in the queue together
     await asyncio.gather(holding, background, ensured)
     assert done[1] < done[99] < done[2], done
 
