@@ -8,6 +8,7 @@ a reload: jobs keep what they have until the reconciliation repairs them (see th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -29,15 +30,26 @@ async def kit(database_dsn: str, servicetitan_sim: ServiceTitanSim, intacct_sim:
         yield kit
 
 
-async def test_with_mapping_off_nothing_is_sent_for_projects(kit: Kit) -> None:
+async def synced_job_of_a_project(kit: Kit, *, projects_feed: bool) -> tuple[Any, Any]:
+    """Job 24001 of project 1101 "Riverside", read from ServiceTitan and synced with the mapping off.
+
+    `projects_feed`: as the poller reads them, the projects feed first and then the jobs feed (which
+    fetches parents); otherwise the jobs feed alone.
+    """
     st, tk = kit.st, kit.tk
     customer = st.create_customer(name="Acme")
     project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
     job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    # As the poller reads them: the projects feed, then the jobs feed (which fetches parents).
-    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
+    if projects_feed:
+        await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
     await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
     await kit.sync_all()
+    return project, job
+
+
+async def test_with_mapping_off_nothing_is_sent_for_projects(kit: Kit) -> None:
+    tk = kit.tk
+    project, job = await synced_job_of_a_project(kit, projects_feed=True)
     assert set(kit.ia.projects()) == {"J-24001"}
     assert kit.ia.projects()["J-24001"]["PARENTID"] is None
     assert (await kit.record("job", job.id)).state is State.SYNCED
@@ -55,12 +67,8 @@ async def test_ensure_for_a_project_answers_409_naming_the_setting(kit: Kit) -> 
 
 
 async def test_reconciliation_leaves_the_project_side_out(kit: Kit) -> None:
-    st, tk = kit.st, kit.tk
-    customer = st.create_customer(name="Acme")
-    project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
-    job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
-    await kit.sync_all()
+    tk = kit.tk
+    project, job = await synced_job_of_a_project(kit, projects_feed=False)
     assert "P-1101" not in kit.ia.projects()
     # A parent project made while the mapping was on, still in Intacct.
     kit.ia.state.projects.create({"PROJECTID": "P-1101", "NAME": "Riverside", "PROJECTCATEGORY": "Contract"},
@@ -79,12 +87,7 @@ async def test_reconciliation_leaves_the_project_side_out(kit: Kit) -> None:
 
 async def test_turned_on_by_reload_the_reconciliation_repairs_what_was_synced_while_off(kit: Kit) -> None:
     st, tk = kit.st, kit.tk
-    customer = st.create_customer(name="Acme")
-    project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
-    job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
-    await kit.sync_all()
+    project, job = await synced_job_of_a_project(kit, projects_feed=True)
     st.update_project(project.id, name="Riverside HVAC")  # changed while off: not followed
     await tk.ingestor.ingest_projects([await tk.servicetitan.get_project(project.id)])
     await kit.sync_all()
@@ -109,11 +112,7 @@ async def test_turned_on_by_reload_the_reconciliation_repairs_what_was_synced_wh
 
 async def test_turned_on_by_reload_a_change_to_the_project_re_parents_its_jobs(kit: Kit) -> None:
     st, tk = kit.st, kit.tk
-    customer = st.create_customer(name="Acme")
-    project = st.create_project(name="Riverside", number="1101", customerId=customer.id)
-    job = st.create_job(customerId=customer.id, projectId=project.id, jobNumber="24001")
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job.id)])
-    await kit.sync_all()
+    project, job = await synced_job_of_a_project(kit, projects_feed=False)
     kit.reconfigure(settings={"enable_parent_project_mapping": True})
     await tk.ingestor.rederive()
     st.update_project(project.id, name="Riverside HVAC")  # the poller reads the change
