@@ -26,6 +26,16 @@ async def kit(database_dsn: str, servicetitan_sim: ServiceTitanSim, intacct_sim:
         yield kit
 
 
+async def job_and_project_read(kit: Kit) -> tuple[int, int]:
+    """The ids of project 1101 and its job 24001, of a customer Intacct knows, read from ServiceTitan."""
+    customer = kit.st.create_customer(name="Known")
+    kit.ia.add_customers(f"C{customer.id}")
+    project = kit.st.create_project(name="Riverside", number="1101", customerId=customer.id).id
+    job = kit.st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
+    await kit.tk.ingestor.ingest_jobs([await kit.tk.servicetitan.get_job(job)])
+    return project, job
+
+
 async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself(kit: Kit) -> None:
     st, tk = kit.st, kit.tk
     known = st.create_customer(name="Known")
@@ -60,12 +70,8 @@ async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself
 
 async def test_an_idle_worker_claims_at_most_once_a_second(kit: Kit, pool: asyncpg.Pool,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    st, tk = kit.st, kit.tk
-    customer = st.create_customer(name="Known")
-    kit.ia.add_customers(f"C{customer.id}")
-    project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
-    job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
+    tk = kit.tk
+    project, job = await job_and_project_read(kit)
     # The parent backs off for a while; its job is due but cannot go before it.
     [claimed] = await tk.store.claim_batch("w", 10, LEASE, only=[RecordKey("project", project)])
     await tk.store.finish("w", [Finished(claimed.key, State.PENDING, "transient", claimed.desired_hash, delay_s=60)],
@@ -91,12 +97,8 @@ async def test_an_idle_worker_claims_at_most_once_a_second(kit: Kit, pool: async
 
 
 async def test_a_job_failed_for_a_parent_that_synced_meanwhile_is_swept_back(kit: Kit, pool: asyncpg.Pool) -> None:
-    st, tk = kit.st, kit.tk
-    customer = st.create_customer(name="Known")
-    kit.ia.add_customers(f"C{customer.id}")
-    project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
-    job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
+    tk = kit.tk
+    project, job = await job_and_project_read(kit)
     await kit.sync_all()
     # What the race leaves: the job's failure for its parent stored after the parent's sync, so that
     # neither statement saw the other.
