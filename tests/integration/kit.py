@@ -68,6 +68,16 @@ class Kit:
             await self.tk.engine.process(batch)
         raise AssertionError("the queue did not drain")
 
+    async def read_new_job_of_a_new_project(self, customer_id: int, *, project_name: str = "Riverside",
+                                            project_customer_id: int | None = None) -> tuple[int, int]:
+        """The ids of a new project 1101 and its job 24001 in ServiceTitan, the job read as the jobs feed
+        reads it (its untracked project fetched with it)."""
+        project = self.st.create_project(name=project_name, number="1101",
+                                         customerId=project_customer_id or customer_id).id
+        job = self.st.create_job(customerId=customer_id, projectId=project, jobNumber="24001").id
+        await self.tk.ingestor.ingest_jobs([await self.tk.servicetitan.get_job(job)])
+        return project, job
+
     async def record(self, kind: str, st_id: int) -> Record:
         found = await self.tk.store.get(RecordKey(kind, st_id))
         assert found is not None, f"{kind} {st_id} is not tracked"

@@ -30,10 +30,7 @@ async def job_and_project_read(kit: Kit) -> tuple[int, int]:
     """The ids of project 1101 and its job 24001, of a customer Intacct knows, read from ServiceTitan."""
     customer = kit.st.create_customer(name="Known")
     kit.ia.add_customers(f"C{customer.id}")
-    project = kit.st.create_project(name="Riverside", number="1101", customerId=customer.id).id
-    job = kit.st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await kit.tk.ingestor.ingest_jobs([await kit.tk.servicetitan.get_job(job)])
-    return project, job
+    return await kit.read_new_job_of_a_new_project(customer.id)
 
 
 async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself(kit: Kit) -> None:
@@ -41,9 +38,7 @@ async def test_a_job_of_a_failed_parent_fails_naming_it_and_comes_back_by_itself
     known = st.create_customer(name="Known")
     ghost = st.create_customer(name="Ghost")  # unknown to Intacct: its project is refused
     kit.ia.add_customers(f"C{known.id}")
-    project = st.create_project(name="Riverside", number="1101", customerId=ghost.id).id
-    job = st.create_job(customerId=known.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
+    project, job = await kit.read_new_job_of_a_new_project(known.id, project_customer_id=ghost.id)
     await kit.sync_all()
     parent = await kit.record("project", project)
     assert parent.state is State.FAILED

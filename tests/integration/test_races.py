@@ -83,9 +83,7 @@ async def test_refreshing_the_jobs_of_a_changed_project_survives_a_failure(kit: 
     kit.reconfigure(mapping={"job_project_name": "{job_number} {project_name}"})
     st, tk = kit.st, kit.tk
     customer = st.create_customer(name="Acme")
-    project = st.create_project(name="First", number="1101", customerId=customer.id).id
-    job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
+    project, job = await kit.read_new_job_of_a_new_project(customer.id, project_name="First")
     await kit.sync_all()
     st.update_project(project, name="Renamed")  # the job's NAME renders its project's name
     await tk.store.set_cursor("projects", "before")

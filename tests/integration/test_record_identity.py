@@ -29,9 +29,7 @@ async def _world(kit: Kit) -> tuple[int, int, int]:
     """A project and a job synced, a second job queued but not sent yet."""
     st, tk = kit.st, kit.tk
     customer = st.create_customer(name="Acme")
-    project = st.create_project(name="Riverside", number="1101", customerId=customer.id).id
-    job = st.create_job(customerId=customer.id, projectId=project, jobNumber="24001").id
-    await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(job)])
+    project, job = await kit.read_new_job_of_a_new_project(customer.id)
     await kit.sync_all()
     later = st.create_job(customerId=customer.id, projectId=project, jobNumber="24002").id
     await tk.ingestor.ingest_jobs([await tk.servicetitan.get_job(later)])
