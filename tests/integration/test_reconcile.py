@@ -22,7 +22,7 @@ from daemon.config.loading import Config, parse_config
 from daemon.http import create_app
 from daemon.reconcile.mail import MailPolicy
 from daemon.reconcile.service import ReconcileService, RunResult
-from daemon.store.reconcile_rows import Category, Finding
+from daemon.store.reconcile_rows import Category, Finding, RunRecord
 from daemon.store.rows import RecordError, RecordKey
 from daemon.tasks import TaskSet
 from daemon.wiring import Toolkit, open_toolkit
@@ -416,6 +416,16 @@ async def test_the_schedule_runs_every_interval(world: World, database_dsn: str)
             await task
 
 
+async def finished_run(world: World, run_id: int) -> RunRecord:
+    """The reconciliation run `run_id` once it has stopped running (10 s at most)."""
+    for _ in range(100):
+        run = await world.kit.store.runs.get(run_id)
+        if run is not None and run.status != "running":
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"reconciliation run {run_id} still running after 10 s")
+
+
 async def test_http_runs_share_the_run_in_progress_and_stop_cleanly(world: World) -> None:
     world.st.set_faults(page_latency=0.5)  # a slow listing keeps the run in progress
     service = world.service
@@ -428,12 +438,8 @@ async def test_http_runs_share_the_run_in_progress_and_stop_cleanly(world: World
     world.st.clear_faults()
     again = await service.start_run("http")
     assert again > first
-    for _ in range(100):
-        run = await world.kit.store.runs.get(again)
-        if run is not None and run.status != "running":
-            break
-        await asyncio.sleep(0.1)
-    assert run is not None and run.status == "done"
+    run = await finished_run(world, again)
+    assert run.status == "done"
 
 
 async def test_http_runs_belong_to_the_daemons_task_set(world: World, database_dsn: str) -> None:
@@ -448,12 +454,8 @@ async def test_http_runs_belong_to_the_daemons_task_set(world: World, database_d
     assert not tasks.failed.is_set()  # an HTTP run is meant to end: stopping it fails nothing
     world.st.clear_faults()
     again = await service.start_run("http")
-    for _ in range(100):
-        run = await world.kit.store.runs.get(again)
-        if run is not None and run.status != "running":
-            break
-        await asyncio.sleep(0.1)
-    assert run is not None and run.status == "done"
+    run = await finished_run(world, again)
+    assert run.status == "done"
     for _ in range(20):  # a finished run leaves the set
         if not tasks.names("reconcile-"):
             break
