@@ -2,5 +2,5 @@
 
 pytest_plugins = [
     "tests.plugins.database", "tests.plugins.private_postgres", "tests.plugins.simulators",
-    "tests.plugins.intacct_rest", "tests.plugins.pages",
+    "tests.plugins.intacct_rest", "tests.plugins.pages", "tests.plugins.stack",
 ]

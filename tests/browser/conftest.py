@@ -16,7 +16,6 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.acceptance.conftest import intacct_api, stack  # noqa: F401 - the simulators and daemons as subprocesses
 from tests.acceptance.harness import REPO
 
 CHROMIUM = os.environ.get("UI_CHROMIUM", "/usr/bin/chromium")

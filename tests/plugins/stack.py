@@ -1,4 +1,5 @@
-"""Fixtures of the crash and fault suite: the acceptance harness (simulators and daemons as subprocesses)."""
+"""The acceptance harness for every suite that runs the daemon as a subprocess (acceptance, resilience,
+operations, security, browser): both simulators up, credentials enforced, a fresh database each."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def intacct_api(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def stack(tmp_path: Path, database_dsn: str, intacct_api: str,
                 session: aiohttp.ClientSession) -> AsyncIterator[Stack]:
-    """Both simulators up (credentials enforced) against a fresh database; daemons stopped at the end."""
+    """Both simulators up; start daemons with `stack.start_daemon(...)`, stopped at the end."""
     s = Stack(tmp_path, database_dsn, session, intacct_api=intacct_api)
     try:
         await s.start_simulators()
