@@ -154,9 +154,9 @@ class Section:
         return True
 
     def unset_hint(self, key: str) -> str:
-        """` (environment variable NAME is not set)` when `key` was left unset that way, else ``."""
+        """`; environment variable NAME is not set` when `key` was left unset that way, else ``."""
         name = self.unset.get(key)
-        return f" (environment variable {name} is not set)" if name else ""
+        return f"; environment variable {name} is not set" if name else ""
 
     def _absent(self, key: str, default: object) -> bool:
         """Whether `key` takes its default; null stands for the default only where null is a value."""

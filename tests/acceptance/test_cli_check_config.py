@@ -146,7 +146,7 @@ def test_shipped_config_off_loopback_names_the_token_variable(tmp_path: Path) ->
     env = {k: v for k, v in SHIPPED_ENV.items() if k != "ST_INTACCT_SYNC_TOKEN"}
     line = assert_bad_input(check_config(path, env))
     assert line == (f"{path}: http.token: required when http.listen is not on loopback (0.0.0.0:8080)"
-                    " (environment variable ST_INTACCT_SYNC_TOKEN is not set)")
+                    "; environment variable ST_INTACCT_SYNC_TOKEN is not set")
 
 
 def test_usage_error_exits_2() -> None:

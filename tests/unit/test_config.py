@@ -617,12 +617,12 @@ def test_optional_secret_of_an_unset_variable_is_absent() -> None:
 def test_optional_secret_needed_after_all_names_the_unset_variable() -> None:
     assert error({"http.listen": "0.0.0.0:8080", "http.token": "${ST_INTACCT_SYNC_TOKEN}"}) == (
         "config.yaml: http.token: required when http.listen is not on loopback (0.0.0.0:8080)"
-        " (environment variable ST_INTACCT_SYNC_TOKEN is not set)"
+        "; environment variable ST_INTACCT_SYNC_TOKEN is not set"
     )
     assert error({"report.email.to": ["a@example.com"], "report.email.from": "s@example.com",
                   "report.email.username": "mailer", "report.email.password": "${SMTP_PASSWORD}"}) == (
         "config.yaml: report.email.password: required with report.email.username"
-        " (environment variable SMTP_PASSWORD is not set)"
+        "; environment variable SMTP_PASSWORD is not set"
     )
 
 
